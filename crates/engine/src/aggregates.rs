@@ -1,0 +1,86 @@
+//! Running market and system totals, maintained per account: when a block
+//! first touches an account its old contribution is taken out, and at the
+//! end of the block its new contribution is put back. Totals therefore never
+//! need a walk over all accounts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clearnode_num::{Money, NumError, Quantity};
+use clearnode_types::MarketId;
+
+use crate::margin::Health;
+use crate::state::{Account, MarketTotals, SystemTotals};
+
+/// Whether a contribution is added or taken out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Add,
+    Remove,
+}
+
+fn adjust(total: &mut Quantity, amount: Quantity, direction: Direction) -> Result<(), NumError> {
+    *total = match direction {
+        Direction::Add => total.checked_add(amount)?,
+        Direction::Remove => total.checked_sub(amount)?,
+    };
+    Ok(())
+}
+
+fn count(total: &mut u64, direction: Direction) -> Result<(), NumError> {
+    *total = match direction {
+        Direction::Add => total.checked_add(1).ok_or(NumError::Overflow)?,
+        Direction::Remove => total.checked_sub(1).ok_or(NumError::Overflow)?,
+    };
+    Ok(())
+}
+
+/// Adds or removes an account's contribution; returns the markets it touches.
+pub(crate) fn apply_contribution(
+    markets: &mut BTreeMap<MarketId, MarketTotals>,
+    system: &mut SystemTotals,
+    account: &Account,
+    direction: Direction,
+) -> Result<BTreeSet<MarketId>, NumError> {
+    let mut net_by_market: BTreeMap<&MarketId, Quantity> = BTreeMap::new();
+    for ((market, venue), position) in &account.positions {
+        let totals = markets.entry(market.clone()).or_default();
+        let venue_interest = totals.venues.entry(venue.clone()).or_default();
+        if position.size.is_positive() {
+            adjust(&mut totals.long, position.size, direction)?;
+            adjust(&mut venue_interest.long, position.size, direction)?;
+        } else {
+            let short = position.size.abs()?;
+            adjust(&mut totals.short, short, direction)?;
+            adjust(&mut venue_interest.short, short, direction)?;
+        }
+        if venue_interest.long.is_zero() && venue_interest.short.is_zero() {
+            totals.venues.remove(venue);
+        }
+        let net = net_by_market.entry(market).or_default();
+        *net = net.checked_add(position.size)?;
+    }
+    for (market, net) in &net_by_market {
+        let totals = markets.entry((*market).clone()).or_default();
+        if net.is_positive() {
+            adjust(&mut totals.net_long, *net, direction)?;
+        } else {
+            adjust(&mut totals.net_short, net.abs()?, direction)?;
+        }
+        count(&mut totals.accounts_with_position, direction)?;
+    }
+    let equity = account.risk.equity.max(Money::ZERO);
+    system.equity_positive = match direction {
+        Direction::Add => system.equity_positive.checked_add(equity)?,
+        Direction::Remove => system.equity_positive.checked_sub(equity)?,
+    };
+    let health = &mut system.health;
+    let bucket = match account.risk.health {
+        Health::Healthy => &mut health.healthy,
+        Health::MarginCall => &mut health.margin_call,
+        Health::Liquidating => &mut health.liquidating,
+        Health::Bankrupt => &mut health.bankrupt,
+    };
+    count(bucket, direction)?;
+    count(&mut system.accounts, direction)?;
+    Ok(net_by_market.into_keys().cloned().collect())
+}

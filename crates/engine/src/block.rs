@@ -1,0 +1,375 @@
+//! The engine and its block lifecycle: `begin_block`, `deliver_tx` for each
+//! transaction, `end_block` (risk of touched accounts, aggregates,
+//! conservation check, writes).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clearnode_num::{Money, Quantity};
+use clearnode_proto::state::v1 as pb;
+use clearnode_types::tx::{verify_tx, VerifiedTx};
+use clearnode_types::{Address, AssetId, MarketId, TxCode, TxRejection, VenueId};
+use prost::Message;
+
+use crate::aggregates::{apply_contribution, Direction};
+use crate::state::{Account, State};
+use crate::{codec, keys, margin, EngineError};
+
+/// A state write: key, and `Some(value)` to set or `None` to delete.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// What the engine takes from a block header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockHeader {
+    /// Height.
+    pub height: u64,
+    /// Header time, seconds since the Unix epoch.
+    pub time_seconds: i64,
+    /// Header time, nanoseconds part.
+    pub time_nanos: i32,
+}
+
+/// An event for indexers and venues (not part of consensus hashing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Event type, e.g. `position_report`.
+    pub kind: String,
+    /// Attributes in a fixed order.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Event {
+    pub(crate) fn new(kind: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            attributes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.attributes.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// The result of one transaction in a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Result code (0 = applied).
+    pub code: TxCode,
+    /// Human explanation.
+    pub log: String,
+    /// Events of an applied transaction.
+    pub events: Vec<Event>,
+}
+
+/// What a block produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockOutput {
+    /// Writes to commit, in key order.
+    pub writes: Vec<Write>,
+    /// Block-level events.
+    pub events: Vec<Event>,
+}
+
+/// Per-block bookkeeping: what changed, so only that is recomputed and written.
+#[derive(Debug, Default)]
+pub(crate) struct BlockContext {
+    pub(crate) header: BlockHeader,
+    /// Touched accounts with their collateral before the block (conservation check).
+    pub(crate) touched: BTreeMap<Address, BTreeMap<AssetId, Quantity>>,
+    pub(crate) dirty_positions: BTreeSet<(Address, MarketId, VenueId)>,
+    pub(crate) dirty_markets: BTreeSet<MarketId>,
+    pub(crate) dirty_sequences: BTreeSet<Address>,
+    pub(crate) dirty_ledgers: BTreeSet<AssetId>,
+    /// Deposits less withdrawals in this block, per asset.
+    pub(crate) flows: BTreeMap<AssetId, Quantity>,
+}
+
+/// The deterministic state machine.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) state: State,
+    pub(crate) block: Option<BlockContext>,
+}
+
+fn invariant(what: impl std::fmt::Display) -> EngineError {
+    EngineError::Invariant(what.to_string())
+}
+
+impl Engine {
+    /// The state (read-only).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.state.chain.chain_id
+    }
+
+    /// Height of the last executed block.
+    pub fn height(&self) -> u64 {
+        self.state.chain.height
+    }
+
+    /// CheckTx: stateless checks, then stateful checks against the current
+    /// state, with the signer's expected sequence taken from `pending` (the
+    /// mempool's view) when present.
+    pub fn check_tx(
+        &self,
+        tx_bytes: &[u8],
+        pending: &BTreeMap<Address, u64>,
+    ) -> Result<VerifiedTx, TxRejection> {
+        let tx = verify_tx(tx_bytes, self.chain_id())?;
+        let expected = pending
+            .get(&tx.signer_address)
+            .copied()
+            .unwrap_or_else(|| self.state.next_sequence(&tx.signer_address));
+        self.validate(&tx, expected)?;
+        Ok(tx)
+    }
+
+    /// Starts a block.
+    pub fn begin_block(&mut self, header: BlockHeader) -> Result<(), EngineError> {
+        if self.block.is_some() {
+            return Err(EngineError::Lifecycle("begin_block inside a block".into()));
+        }
+        let last = self.state.chain.height;
+        if header.height <= last || (last > 0 && header.height != last + 1) {
+            return Err(EngineError::Lifecycle(format!(
+                "block {} after block {last}",
+                header.height
+            )));
+        }
+        self.state.chain.height = header.height;
+        self.state.chain.time_seconds = header.time_seconds;
+        self.state.chain.time_nanos = header.time_nanos;
+        self.block = Some(BlockContext {
+            header,
+            ..BlockContext::default()
+        });
+        Ok(())
+    }
+
+    /// Executes one transaction of the block. A rejection changes nothing.
+    pub fn deliver_tx(&mut self, tx_bytes: &[u8]) -> Result<TxOutcome, EngineError> {
+        if self.block.is_none() {
+            return Err(EngineError::Lifecycle("deliver_tx outside a block".into()));
+        }
+        let outcome = match verify_tx(tx_bytes, self.chain_id()) {
+            Err(rejection) => Err(rejection),
+            Ok(tx) => self.execute(tx),
+        };
+        Ok(match outcome {
+            Ok(events) => TxOutcome {
+                code: TxCode::Ok,
+                log: String::new(),
+                events,
+            },
+            Err(rejection) => TxOutcome {
+                code: rejection.code,
+                log: rejection.log,
+                events: Vec::new(),
+            },
+        })
+    }
+
+    /// The block context; only called inside a block.
+    pub(crate) fn context(&mut self) -> Result<&mut BlockContext, TxRejection> {
+        self.block
+            .as_mut()
+            .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))
+    }
+
+    /// The account, created if new; the first touch in a block takes its
+    /// contribution out of the running totals.
+    pub(crate) fn touch_account(&mut self, address: Address) -> Result<&mut Account, TxRejection> {
+        let state = &mut self.state;
+        let block = self
+            .block
+            .as_mut()
+            .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))?;
+        if !block.touched.contains_key(&address) {
+            let before = match state.accounts.get(&address) {
+                Some(account) => {
+                    let markets = apply_contribution(
+                        &mut state.market_totals,
+                        &mut state.system,
+                        account,
+                        Direction::Remove,
+                    )
+                    .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
+                    block.dirty_markets.extend(markets);
+                    account.collateral.clone()
+                }
+                None => BTreeMap::new(),
+            };
+            block.touched.insert(address, before);
+        }
+        Ok(state.accounts.entry(address).or_default())
+    }
+
+    /// Ends the block: recomputes touched accounts, aggregates, checks
+    /// conservation and returns the writes.
+    pub fn end_block(&mut self) -> Result<BlockOutput, EngineError> {
+        let block = self
+            .block
+            .take()
+            .ok_or_else(|| EngineError::Lifecycle("end_block outside a block".into()))?;
+        let height = block.header.height;
+        let mut writes: Vec<Write> = Vec::new();
+        let mut dirty_markets = block.dirty_markets.clone();
+        self.check_conservation(&block)?;
+        for address in block.touched.keys() {
+            let state = &mut self.state;
+            let account = state
+                .accounts
+                .get_mut(address)
+                .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
+            account.risk = margin::compute_risk(account, &state.markets, &state.assets, height)
+                .map_err(|e| invariant(format!("risk of {address}: {e}")))?;
+            let markets = apply_contribution(
+                &mut state.market_totals,
+                &mut state.system,
+                account,
+                Direction::Add,
+            )
+            .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
+            dirty_markets.extend(markets);
+            writes.push((
+                keys::account(address),
+                Some(codec::account_to_pb(address, account).encode_to_vec()),
+            ));
+            let risk = codec::risk_to_pb(address, &account.risk).map_err(invariant)?;
+            writes.push((keys::risk(address), Some(risk.encode_to_vec())));
+        }
+        for (address, market, venue) in &block.dirty_positions {
+            let key = keys::position(address, market, venue);
+            let position = self
+                .state
+                .accounts
+                .get(address)
+                .and_then(|a| a.positions.get(&(market.clone(), venue.clone())));
+            let value = position
+                .map(|p| codec::position_to_pb(address, market, venue, p).encode_to_vec());
+            writes.push((key, value));
+        }
+        for market_id in &dirty_markets {
+            let market = self
+                .state
+                .markets
+                .get(market_id)
+                .ok_or_else(|| invariant(format!("position in unlisted market {market_id}")))?;
+            let totals = self.state.market_totals.entry(market_id.clone()).or_default();
+            let aggregate = codec::market_aggregate_to_pb(market, totals).map_err(invariant)?;
+            writes.push((
+                keys::market_aggregate(market_id),
+                Some(aggregate.encode_to_vec()),
+            ));
+        }
+        for signer in &block.dirty_sequences {
+            let next = self.state.next_sequence(signer);
+            writes.push((
+                keys::sequence(signer),
+                Some(pb::Sequence { next }.encode_to_vec()),
+            ));
+        }
+        for asset in &block.dirty_ledgers {
+            let ledger = self.state.ledgers.get(asset).copied().unwrap_or_default();
+            let value = codec::ledger_to_pb(asset, &ledger).map_err(invariant)?;
+            writes.push((keys::ledger(asset), Some(value.encode_to_vec())));
+        }
+        writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
+        writes.push((
+            keys::chain_info(),
+            Some(codec::chain_info_to_pb(&self.state.chain).encode_to_vec()),
+        ));
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(BlockOutput {
+            writes,
+            events: Vec::new(),
+        })
+    }
+
+    /// The encoded system aggregate at the current prices.
+    pub(crate) fn system_aggregate(&self) -> Result<Vec<u8>, EngineError> {
+        let state = &self.state;
+        let mut gross = Money::ZERO;
+        let mut net = Money::ZERO;
+        for (market_id, totals) in &state.market_totals {
+            let Some(market) = state.markets.get(market_id) else {
+                return Err(invariant(format!("totals for unlisted market {market_id}")));
+            };
+            let aggregate = codec::market_aggregate_to_pb(market, totals).map_err(invariant)?;
+            let parse = |text: &str| text.parse::<Money>().map_err(invariant);
+            gross = gross
+                .checked_add(parse(&aggregate.gross_notional)?)
+                .map_err(invariant)?;
+            net = net
+                .checked_add(parse(&aggregate.net_notional)?)
+                .map_err(invariant)?;
+        }
+        let mut collateral_totals = Vec::new();
+        for (asset, ledger) in &state.ledgers {
+            let balance = ledger.deposited.checked_sub(ledger.withdrawn).map_err(invariant)?;
+            collateral_totals.push(pb::AssetAmount {
+                asset: asset.to_string(),
+                amount: balance.to_string(),
+            });
+        }
+        let aggregate = codec::system_aggregate_to_pb(
+            &state.system,
+            gross,
+            net,
+            collateral_totals,
+            state.chain.height,
+        )
+        .map_err(invariant)?;
+        Ok(aggregate.encode_to_vec())
+    }
+
+    /// Value is conserved: the collateral of touched accounts changed by
+    /// exactly the block's deposits less withdrawals, and every ledger
+    /// balance is non-negative.
+    fn check_conservation(&self, block: &BlockContext) -> Result<(), EngineError> {
+        let mut change: BTreeMap<&AssetId, Quantity> = BTreeMap::new();
+        for (address, before) in &block.touched {
+            let after = self
+                .state
+                .accounts
+                .get(address)
+                .map(|a| &a.collateral)
+                .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
+            for (asset, amount) in after {
+                let total = change.entry(asset).or_default();
+                *total = total.checked_add(*amount).map_err(invariant)?;
+            }
+            for (asset, amount) in before {
+                let total = change.entry(asset).or_default();
+                *total = total.checked_sub(*amount).map_err(invariant)?;
+            }
+        }
+        change.retain(|_, amount| !amount.is_zero());
+        let flows: BTreeMap<&AssetId, Quantity> = block
+            .flows
+            .iter()
+            .filter(|(_, amount)| !amount.is_zero())
+            .map(|(asset, amount)| (asset, *amount))
+            .collect();
+        if change != flows {
+            return Err(invariant(format!(
+                "collateral not conserved at height {}: accounts changed by {change:?}, flows were {flows:?}",
+                block.header.height
+            )));
+        }
+        for (asset, ledger) in &self.state.ledgers {
+            if ledger.withdrawn > ledger.deposited {
+                return Err(invariant(format!("ledger {asset} is negative")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,391 @@
+//! Conversions between engine records and their stored encodings
+//! (`clearnode.state.v1`). Decimal values are stored as exact decimal
+//! strings, so an auditor decodes a proven value without our code.
+
+use clearnode_num::{Money, Price, Quantity, Ratio};
+use clearnode_proto::state::v1 as pb;
+use clearnode_types::{Address, AssetId, MarketId, VenueId};
+
+use crate::margin::{Exposure, Health, Risk};
+use crate::state::{
+    Account, Asset, ChainInfo, Ledger, Market, MarketTotals, Params, Position, SystemTotals,
+    Venue,
+};
+
+/// A stored value that does not decode: the database is corrupt or foreign.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored {what} is malformed: {detail}")]
+pub struct DecodeError {
+    /// What was being decoded.
+    pub what: &'static str,
+    /// Why it failed.
+    pub detail: String,
+}
+
+fn bad(what: &'static str, detail: impl ToString) -> DecodeError {
+    DecodeError {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T, DecodeError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| bad(what, format!("{text:?}: {e}")))
+}
+
+fn ratio(ppm: u64) -> Ratio {
+    Ratio::from_raw(i128::from(ppm))
+}
+
+fn ppm(what: &'static str, ratio: Ratio) -> Result<u64, DecodeError> {
+    u64::try_from(ratio.raw()).map_err(|_| bad(what, "ratio out of range"))
+}
+
+/// Encodes chain info.
+pub fn chain_info_to_pb(chain: &ChainInfo) -> pb::ChainInfo {
+    pb::ChainInfo {
+        chain_id: chain.chain_id.clone(),
+        height: chain.height,
+        time_seconds: chain.time_seconds,
+        time_nanos: chain.time_nanos,
+    }
+}
+
+/// Decodes chain info.
+pub fn chain_info_from_pb(value: pb::ChainInfo) -> ChainInfo {
+    ChainInfo {
+        chain_id: value.chain_id,
+        height: value.height,
+        time_seconds: value.time_seconds,
+        time_nanos: value.time_nanos,
+    }
+}
+
+/// Encodes params.
+pub fn params_to_pb(params: &Params) -> pb::RiskParams {
+    pb::RiskParams {
+        report_entries_max: params.report_entries_max,
+        position_size_max: params.position_size_max.to_string(),
+    }
+}
+
+/// Decodes params.
+pub fn params_from_pb(value: pb::RiskParams) -> Result<Params, DecodeError> {
+    Ok(Params {
+        report_entries_max: value.report_entries_max,
+        position_size_max: parse("params", &value.position_size_max)?,
+    })
+}
+
+/// Encodes a market.
+pub fn market_to_pb(market: &Market) -> Result<pb::Market, DecodeError> {
+    Ok(pb::Market {
+        id: market.id.to_string(),
+        oracle_price: market.oracle_price.to_string(),
+        initial_margin_ppm: ppm("market", market.initial_margin)?,
+        maintenance_margin_ppm: ppm("market", market.maintenance_margin)?,
+        basis_initial_ppm: ppm("market", market.basis_initial)?,
+        basis_maintenance_ppm: ppm("market", market.basis_maintenance)?,
+    })
+}
+
+/// Decodes a market.
+pub fn market_from_pb(value: pb::Market) -> Result<Market, DecodeError> {
+    Ok(Market {
+        id: parse("market", &value.id)?,
+        oracle_price: parse("market", &value.oracle_price)?,
+        initial_margin: ratio(value.initial_margin_ppm),
+        maintenance_margin: ratio(value.maintenance_margin_ppm),
+        basis_initial: ratio(value.basis_initial_ppm),
+        basis_maintenance: ratio(value.basis_maintenance_ppm),
+    })
+}
+
+/// Encodes an asset.
+pub fn asset_to_pb(asset: &Asset) -> Result<pb::CollateralAsset, DecodeError> {
+    Ok(pb::CollateralAsset {
+        id: asset.id.to_string(),
+        oracle_price: asset.oracle_price.to_string(),
+        haircut_ppm: ppm("asset", asset.haircut)?,
+    })
+}
+
+/// Decodes an asset.
+pub fn asset_from_pb(value: pb::CollateralAsset) -> Result<Asset, DecodeError> {
+    Ok(Asset {
+        id: parse("asset", &value.id)?,
+        oracle_price: parse("asset", &value.oracle_price)?,
+        haircut: ratio(value.haircut_ppm),
+    })
+}
+
+/// Encodes a venue.
+pub fn venue_to_pb(venue: &Venue) -> pb::Venue {
+    pb::Venue {
+        id: venue.id.to_string(),
+        public_key: venue.public_key.to_vec(),
+        active: venue.active,
+    }
+}
+
+/// Decodes a venue.
+pub fn venue_from_pb(value: pb::Venue) -> Result<Venue, DecodeError> {
+    Ok(Venue {
+        id: parse("venue", &value.id)?,
+        public_key: key32("venue", &value.public_key)?,
+        active: value.active,
+    })
+}
+
+/// Decodes a 32-byte public key.
+pub fn key32(what: &'static str, bytes: &[u8]) -> Result<[u8; 32], DecodeError> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| bad(what, "public key is not 32 bytes"))
+}
+
+/// Encodes an account's collateral and authorizations.
+pub fn account_to_pb(address: &Address, account: &Account) -> pb::Account {
+    pb::Account {
+        address: address.as_bytes().to_vec(),
+        collateral: account
+            .collateral
+            .iter()
+            .map(|(asset, amount)| pb::AssetAmount {
+                asset: asset.to_string(),
+                amount: amount.to_string(),
+            })
+            .collect(),
+        authorized_venues: account
+            .authorized_venues
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    }
+}
+
+/// Decodes an account record (positions and risk are stored apart).
+pub fn account_from_pb(value: pb::Account) -> Result<(Address, Account), DecodeError> {
+    let address = Address::from_slice(&value.address).ok_or_else(|| bad("account", "address"))?;
+    let mut account = Account::default();
+    for entry in value.collateral {
+        let asset: AssetId = parse("account", &entry.asset)?;
+        account
+            .collateral
+            .insert(asset, parse("account", &entry.amount)?);
+    }
+    for venue in value.authorized_venues {
+        account
+            .authorized_venues
+            .insert(parse::<VenueId>("account", &venue)?);
+    }
+    Ok((address, account))
+}
+
+/// Encodes a position.
+pub fn position_to_pb(
+    address: &Address,
+    market: &MarketId,
+    venue: &VenueId,
+    position: &Position,
+) -> pb::Position {
+    pb::Position {
+        account: address.as_bytes().to_vec(),
+        market: market.to_string(),
+        venue: venue.to_string(),
+        size: position.size.to_string(),
+        entry_price: position.entry_price.to_string(),
+        updated_height: position.updated_height,
+    }
+}
+
+/// Decodes a position.
+pub fn position_from_pb(
+    value: pb::Position,
+) -> Result<(Address, MarketId, VenueId, Position), DecodeError> {
+    let address = Address::from_slice(&value.account).ok_or_else(|| bad("position", "address"))?;
+    Ok((
+        address,
+        parse("position", &value.market)?,
+        parse("position", &value.venue)?,
+        Position {
+            size: parse("position", &value.size)?,
+            entry_price: parse::<Price>("position", &value.entry_price)?,
+            updated_height: value.updated_height,
+        },
+    ))
+}
+
+/// The stored health enum.
+pub fn health_to_pb(health: Health) -> pb::HealthState {
+    match health {
+        Health::Healthy => pb::HealthState::Healthy,
+        Health::MarginCall => pb::HealthState::MarginCall,
+        Health::Liquidating => pb::HealthState::Liquidating,
+        Health::Bankrupt => pb::HealthState::Bankrupt,
+    }
+}
+
+fn health_from_pb(value: i32) -> Result<Health, DecodeError> {
+    match pb::HealthState::try_from(value) {
+        Ok(pb::HealthState::Healthy) => Ok(Health::Healthy),
+        Ok(pb::HealthState::MarginCall) => Ok(Health::MarginCall),
+        Ok(pb::HealthState::Liquidating) => Ok(Health::Liquidating),
+        Ok(pb::HealthState::Bankrupt) => Ok(Health::Bankrupt),
+        _ => Err(bad("risk", format!("health state {value}"))),
+    }
+}
+
+/// Encodes an account's risk.
+pub fn risk_to_pb(address: &Address, risk: &Risk) -> Result<pb::AccountRisk, DecodeError> {
+    let free = risk
+        .free_collateral()
+        .map_err(|e| bad("risk", e.to_string()))?;
+    Ok(pb::AccountRisk {
+        account: address.as_bytes().to_vec(),
+        collateral_value: risk.collateral_value.to_string(),
+        unrealized_pnl: risk.unrealized_pnl.to_string(),
+        equity: risk.equity.to_string(),
+        initial_requirement: risk.initial.to_string(),
+        maintenance_requirement: risk.maintenance.to_string(),
+        free_collateral: free.to_string(),
+        health: health_to_pb(risk.health).into(),
+        leverage: risk.leverage.to_string(),
+        exposures: risk
+            .exposures
+            .iter()
+            .map(|e| pb::MarketExposure {
+                market: e.market.to_string(),
+                net_size: e.net_size.to_string(),
+                gross_size: e.gross_size.to_string(),
+                net_notional: e.net_notional.to_string(),
+                unrealized_pnl: e.unrealized_pnl.to_string(),
+                initial_requirement: e.initial.to_string(),
+                maintenance_requirement: e.maintenance.to_string(),
+            })
+            .collect(),
+        computed_height: risk.computed_height,
+    })
+}
+
+/// Decodes an account's risk.
+pub fn risk_from_pb(value: pb::AccountRisk) -> Result<(Address, Risk), DecodeError> {
+    let address = Address::from_slice(&value.account).ok_or_else(|| bad("risk", "address"))?;
+    let mut exposures = Vec::with_capacity(value.exposures.len());
+    for e in value.exposures {
+        exposures.push(Exposure {
+            market: parse("risk", &e.market)?,
+            net_size: parse("risk", &e.net_size)?,
+            gross_size: parse("risk", &e.gross_size)?,
+            net_notional: parse("risk", &e.net_notional)?,
+            unrealized_pnl: parse("risk", &e.unrealized_pnl)?,
+            initial: parse("risk", &e.initial_requirement)?,
+            maintenance: parse("risk", &e.maintenance_requirement)?,
+        });
+    }
+    let net_notional = Money::checked_sum(exposures.iter().map(|e| e.net_notional))
+        .map_err(|e| bad("risk", e))?;
+    Ok((
+        address,
+        Risk {
+            collateral_value: parse("risk", &value.collateral_value)?,
+            unrealized_pnl: parse("risk", &value.unrealized_pnl)?,
+            equity: parse("risk", &value.equity)?,
+            initial: parse("risk", &value.initial_requirement)?,
+            maintenance: parse("risk", &value.maintenance_requirement)?,
+            health: health_from_pb(value.health)?,
+            net_notional,
+            leverage: parse("risk", &value.leverage)?,
+            exposures,
+            computed_height: value.computed_height,
+        },
+    ))
+}
+
+/// Encodes a market's aggregate at its current price.
+pub fn market_aggregate_to_pb(
+    market: &Market,
+    totals: &MarketTotals,
+) -> Result<pb::MarketAggregate, clearnode_num::NumError> {
+    let price = market.oracle_price;
+    let gross = totals.long.checked_add(totals.short)?;
+    let net = totals.net_long.checked_add(totals.net_short)?;
+    Ok(pb::MarketAggregate {
+        market: market.id.to_string(),
+        long_open_interest: totals.long.to_string(),
+        short_open_interest: totals.short.to_string(),
+        net_long_open_interest: totals.net_long.to_string(),
+        net_short_open_interest: totals.net_short.to_string(),
+        gross_notional: gross
+            .notional(price, clearnode_num::Rounding::Ceil)?
+            .to_string(),
+        net_notional: net.notional(price, clearnode_num::Rounding::Ceil)?.to_string(),
+        venues: totals
+            .venues
+            .iter()
+            .map(|(venue, interest)| pb::VenueOpenInterest {
+                venue: venue.to_string(),
+                long_size: interest.long.to_string(),
+                short_size: interest.short.to_string(),
+            })
+            .collect(),
+        accounts_with_position: totals.accounts_with_position,
+        oracle_price: price.to_string(),
+    })
+}
+
+/// Encodes the system aggregate from the market aggregates' notionals.
+pub fn system_aggregate_to_pb(
+    system: &SystemTotals,
+    gross_notional: Money,
+    net_notional: Money,
+    collateral_totals: Vec<pb::AssetAmount>,
+    height: u64,
+) -> Result<pb::SystemAggregate, clearnode_num::NumError> {
+    let leverage = if system.equity_positive.is_positive() {
+        net_notional.ratio_to(system.equity_positive, clearnode_num::Rounding::Ceil)?
+    } else {
+        Ratio::ZERO
+    };
+    Ok(pb::SystemAggregate {
+        gross_notional: gross_notional.to_string(),
+        net_notional: net_notional.to_string(),
+        total_equity: system.equity_positive.to_string(),
+        aggregate_leverage: leverage.to_string(),
+        accounts: Some(pb::HealthCounts {
+            healthy: system.health.healthy,
+            margin_call: system.health.margin_call,
+            liquidating: system.health.liquidating,
+            bankrupt: system.health.bankrupt,
+        }),
+        accounts_total: system.accounts,
+        collateral_totals,
+        height,
+    })
+}
+
+/// Encodes a ledger.
+pub fn ledger_to_pb(asset: &AssetId, ledger: &Ledger) -> Result<pb::CollateralLedger, DecodeError> {
+    let balance = ledger
+        .deposited
+        .checked_sub(ledger.withdrawn)
+        .map_err(|e| bad("ledger", e))?;
+    Ok(pb::CollateralLedger {
+        asset: asset.to_string(),
+        deposited: ledger.deposited.to_string(),
+        withdrawn: ledger.withdrawn.to_string(),
+        balance: balance.to_string(),
+    })
+}
+
+/// Decodes a ledger.
+pub fn ledger_from_pb(value: pb::CollateralLedger) -> Result<(AssetId, Ledger), DecodeError> {
+    Ok((
+        parse("ledger", &value.asset)?,
+        Ledger {
+            deposited: parse::<Quantity>("ledger", &value.deposited)?,
+            withdrawn: parse::<Quantity>("ledger", &value.withdrawn)?,
+        },
+    ))
+}

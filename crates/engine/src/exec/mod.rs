@@ -1,0 +1,59 @@
+//! Transaction execution, one file per kind. Each kind validates in phases
+//! (who may do it, then what the state allows) and mutates only after every
+//! check passed, so a rejection changes nothing.
+
+mod authorize;
+mod deposit;
+mod report;
+mod withdraw;
+
+use clearnode_types::tx::{Action, VerifiedTx};
+use clearnode_types::{TxCode, TxRejection};
+
+use crate::block::{Engine, Event};
+
+pub(crate) fn reject(code: TxCode, log: impl Into<String>) -> TxRejection {
+    TxRejection::new(code, log)
+}
+
+impl Engine {
+    /// Stateful checks, in precedence order: sequence, then the kind's own.
+    pub(crate) fn validate(&self, tx: &VerifiedTx, expected: u64) -> Result<(), TxRejection> {
+        if tx.sequence != expected {
+            return Err(reject(
+                TxCode::WrongSequence,
+                format!(
+                    "sequence {} of signer {} is not the expected {expected}",
+                    tx.sequence, tx.signer_address
+                ),
+            ));
+        }
+        match &tx.action {
+            Action::Deposit(deposit) => deposit::validate(&self.state, tx, deposit),
+            Action::Withdraw(withdraw) => withdraw::validate(&self.state, tx, withdraw),
+            Action::AuthorizeVenue(authorize) => authorize::validate(&self.state, authorize),
+            Action::PositionReport(report) => report::validate(&self.state, tx, report),
+        }
+    }
+
+    /// Validates against the current state, then applies.
+    pub(crate) fn execute(&mut self, tx: VerifiedTx) -> Result<Vec<Event>, TxRejection> {
+        let signer = tx.signer_address;
+        let expected = self.state.next_sequence(&signer);
+        self.validate(&tx, expected)?;
+        let event = match tx.action {
+            Action::Deposit(deposit) => self.apply_deposit(deposit)?,
+            Action::Withdraw(withdraw) => self.apply_withdraw(signer, withdraw)?,
+            Action::AuthorizeVenue(authorize) => self.apply_authorize(signer, authorize)?,
+            Action::PositionReport(report) => self.apply_report(report)?,
+        };
+        let next = expected
+            .checked_add(1)
+            .ok_or_else(|| reject(TxCode::WrongSequence, "sequence exhausted"))?;
+        self.state.sequences.insert(signer, next);
+        self.context()?.dirty_sequences.insert(signer);
+        Ok(vec![event
+            .with("signer", signer)
+            .with("sequence", tx.sequence)])
+    }
+}

@@ -1,0 +1,127 @@
+//! InitChain: the state of version 0, from the genesis document.
+
+use std::collections::BTreeMap;
+
+use clearnode_num::Ratio;
+use clearnode_proto::state::v1 as pb;
+use clearnode_types::genesis::{parse_public_key, Genesis, GenesisError};
+use prost::Message;
+
+use crate::block::{Engine, Write};
+use crate::state::{Asset, ChainInfo, Ledger, Market, Params, State, SystemTotals, Venue};
+use crate::{codec, keys};
+
+fn ppm(value: u64) -> Ratio {
+    Ratio::from_raw(i128::from(value))
+}
+
+impl Engine {
+    /// The engine at genesis and the writes of version 0.
+    pub fn init_chain(
+        chain_id: &str,
+        genesis: &Genesis,
+        time_seconds: i64,
+        time_nanos: i32,
+    ) -> Result<(Engine, Vec<Write>), GenesisError> {
+        genesis.validate()?;
+        let mut state = State {
+            chain: ChainInfo {
+                chain_id: chain_id.to_string(),
+                height: 0,
+                time_seconds,
+                time_nanos,
+            },
+            params: Params {
+                report_entries_max: genesis.params.report_entries_max,
+                position_size_max: genesis.params.position_size_max,
+            },
+            custodian: parse_public_key(&genesis.custodian.public_key)?,
+            markets: BTreeMap::new(),
+            assets: BTreeMap::new(),
+            venues: BTreeMap::new(),
+            sequences: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            ledgers: BTreeMap::new(),
+            market_totals: BTreeMap::new(),
+            system: SystemTotals::default(),
+        };
+        for m in &genesis.markets {
+            let market = Market {
+                id: m.id.clone(),
+                oracle_price: m.oracle_price,
+                initial_margin: ppm(m.initial_margin_ppm),
+                maintenance_margin: ppm(m.maintenance_margin_ppm),
+                basis_initial: ppm(m.basis_initial_ppm),
+                basis_maintenance: ppm(m.basis_maintenance_ppm),
+            };
+            state.markets.insert(m.id.clone(), market);
+            state.market_totals.insert(m.id.clone(), Default::default());
+        }
+        for a in &genesis.assets {
+            let asset = Asset {
+                id: a.id.clone(),
+                oracle_price: a.oracle_price,
+                haircut: ppm(a.haircut_ppm),
+            };
+            state.assets.insert(a.id.clone(), asset);
+            state.ledgers.insert(a.id.clone(), Ledger::default());
+        }
+        for v in &genesis.venues {
+            let venue = Venue {
+                id: v.id.clone(),
+                public_key: parse_public_key(&v.public_key)?,
+                active: v.active,
+            };
+            state.venues.insert(v.id.clone(), venue);
+        }
+        let engine = Engine { state, block: None };
+        let writes = engine
+            .genesis_writes()
+            .map_err(|e| GenesisError(e.to_string()))?;
+        Ok((engine, writes))
+    }
+
+    fn genesis_writes(&self) -> Result<Vec<Write>, crate::EngineError> {
+        let state = &self.state;
+        let invariant = |e: codec::DecodeError| crate::EngineError::Invariant(e.to_string());
+        let mut writes: Vec<Write> = vec![
+            (
+                keys::chain_info(),
+                Some(codec::chain_info_to_pb(&state.chain).encode_to_vec()),
+            ),
+            (
+                keys::params(),
+                Some(codec::params_to_pb(&state.params).encode_to_vec()),
+            ),
+            (
+                keys::custodian(),
+                Some(
+                    pb::Custodian {
+                        public_key: state.custodian.to_vec(),
+                    }
+                    .encode_to_vec(),
+                ),
+            ),
+        ];
+        for (id, market) in &state.markets {
+            let value = codec::market_to_pb(market).map_err(invariant)?;
+            writes.push((keys::market(id), Some(value.encode_to_vec())));
+            let totals = state.market_totals.get(id).cloned().unwrap_or_default();
+            let aggregate = codec::market_aggregate_to_pb(market, &totals)
+                .map_err(|e| crate::EngineError::Invariant(e.to_string()))?;
+            writes.push((keys::market_aggregate(id), Some(aggregate.encode_to_vec())));
+        }
+        for (id, asset) in &state.assets {
+            let value = codec::asset_to_pb(asset).map_err(invariant)?;
+            writes.push((keys::asset(id), Some(value.encode_to_vec())));
+            let ledger = codec::ledger_to_pb(id, &Ledger::default()).map_err(invariant)?;
+            writes.push((keys::ledger(id), Some(ledger.encode_to_vec())));
+        }
+        for (id, venue) in &state.venues {
+            writes.push((keys::venue(id), Some(codec::venue_to_pb(venue).encode_to_vec())));
+        }
+        writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(writes)
+    }
+}

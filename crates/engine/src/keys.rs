@@ -1,0 +1,89 @@
+//! The state layout: one function per key. Keys are ASCII paths; addresses
+//! are lowercase hex. The layout is a public API (auditors prove values by
+//! key), so a change here is a deliberate, visible decision: the snapshot
+//! test in `block::tests` pins it.
+
+use clearnode_types::{Address, AssetId, MarketId, VenueId};
+
+/// `chain/info`: [`clearnode_proto::state::v1::ChainInfo`].
+pub fn chain_info() -> Vec<u8> {
+    b"chain/info".to_vec()
+}
+
+/// `params`: `RiskParams`.
+pub fn params() -> Vec<u8> {
+    b"params".to_vec()
+}
+
+/// `custodian`: `Custodian`.
+pub fn custodian() -> Vec<u8> {
+    b"custodian".to_vec()
+}
+
+/// Prefix of all markets.
+pub const MARKET_PREFIX: &[u8] = b"market/";
+/// `market/BTC-PERP`: `Market`.
+pub fn market(id: &MarketId) -> Vec<u8> {
+    [MARKET_PREFIX, id.as_str().as_bytes()].concat()
+}
+
+/// Prefix of all collateral assets.
+pub const ASSET_PREFIX: &[u8] = b"asset/";
+/// `asset/USDC`: `CollateralAsset`.
+pub fn asset(id: &AssetId) -> Vec<u8> {
+    [ASSET_PREFIX, id.as_str().as_bytes()].concat()
+}
+
+/// Prefix of all venues.
+pub const VENUE_PREFIX: &[u8] = b"venue/";
+/// `venue/venue-a`: `Venue`.
+pub fn venue(id: &VenueId) -> Vec<u8> {
+    [VENUE_PREFIX, id.as_str().as_bytes()].concat()
+}
+
+/// Prefix of all sequences.
+pub const SEQUENCE_PREFIX: &[u8] = b"seq/";
+/// `seq/<address>`: `Sequence` (the signer's next sequence).
+pub fn sequence(signer: &Address) -> Vec<u8> {
+    [SEQUENCE_PREFIX, signer.to_hex().as_bytes()].concat()
+}
+
+/// Prefix of all accounts.
+pub const ACCOUNT_PREFIX: &[u8] = b"acct/";
+/// `acct/<address>`: `Account` (collateral and authorized venues).
+pub fn account(address: &Address) -> Vec<u8> {
+    [ACCOUNT_PREFIX, address.to_hex().as_bytes()].concat()
+}
+
+/// Prefix of all positions.
+pub const POSITION_PREFIX: &[u8] = b"pos/";
+/// `pos/<address>/<market>/<venue>`: `Position`.
+pub fn position(address: &Address, market: &MarketId, venue: &VenueId) -> Vec<u8> {
+    format!("pos/{}/{}/{}", address.to_hex(), market, venue).into_bytes()
+}
+
+/// Prefix of all account risks.
+pub const RISK_PREFIX: &[u8] = b"risk/";
+/// `risk/<address>`: `AccountRisk`.
+pub fn risk(address: &Address) -> Vec<u8> {
+    [RISK_PREFIX, address.to_hex().as_bytes()].concat()
+}
+
+/// Prefix of all market aggregates.
+pub const MARKET_AGGREGATE_PREFIX: &[u8] = b"agg/market/";
+/// `agg/market/BTC-PERP`: `MarketAggregate`.
+pub fn market_aggregate(id: &MarketId) -> Vec<u8> {
+    [MARKET_AGGREGATE_PREFIX, id.as_str().as_bytes()].concat()
+}
+
+/// `agg/system`: `SystemAggregate`.
+pub fn system_aggregate() -> Vec<u8> {
+    b"agg/system".to_vec()
+}
+
+/// Prefix of all collateral ledgers.
+pub const LEDGER_PREFIX: &[u8] = b"ledger/";
+/// `ledger/USDC`: `CollateralLedger`.
+pub fn ledger(asset: &AssetId) -> Vec<u8> {
+    [LEDGER_PREFIX, asset.as_str().as_bytes()].concat()
+}

@@ -1,0 +1,135 @@
+//! Rebuilding the engine from committed state (node restart).
+
+use std::collections::BTreeMap;
+
+use clearnode_proto::state::v1 as pb;
+use prost::Message;
+
+use crate::aggregates::{apply_contribution, Direction};
+use crate::block::Engine;
+use crate::codec::{self, DecodeError};
+use crate::keys;
+use crate::state::{State, SystemTotals};
+
+/// Read access to committed state, as the engine needs it to load.
+pub trait StateSource {
+    /// The source's error.
+    type Error: std::fmt::Display;
+    /// The value of a key.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error>;
+    /// All pairs whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Self::Error>;
+}
+
+/// Why the state could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The source failed.
+    #[error("reading state: {0}")]
+    Source(String),
+    /// A required key is missing: not a clearnode database, or an empty one.
+    #[error("state key {0} is missing (empty or foreign database)")]
+    Missing(String),
+    /// A value does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> Result<M, DecodeError> {
+    M::decode(bytes).map_err(|e| DecodeError {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn required<S: StateSource>(source: &S, key: Vec<u8>) -> Result<Vec<u8>, LoadError> {
+    source
+        .get(&key)
+        .map_err(|e| LoadError::Source(e.to_string()))?
+        .ok_or_else(|| LoadError::Missing(String::from_utf8_lossy(&key).into_owned()))
+}
+
+fn scan<S: StateSource>(source: &S, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LoadError> {
+    source
+        .scan_prefix(prefix)
+        .map_err(|e| LoadError::Source(e.to_string()))
+}
+
+impl Engine {
+    /// Loads the engine from the latest committed state. Running totals are
+    /// rebuilt from the accounts, so they never drift from what is stored.
+    pub fn load<S: StateSource>(source: &S) -> Result<Engine, LoadError> {
+        let chain = codec::chain_info_from_pb(decode("chain info", &required(source, keys::chain_info())?)?);
+        let params = codec::params_from_pb(decode("params", &required(source, keys::params())?)?)?;
+        let custodian: pb::Custodian = decode("custodian", &required(source, keys::custodian())?)?;
+        let mut state = State {
+            chain,
+            params,
+            custodian: codec::key32("custodian", &custodian.public_key)?,
+            markets: BTreeMap::new(),
+            assets: BTreeMap::new(),
+            venues: BTreeMap::new(),
+            sequences: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            ledgers: BTreeMap::new(),
+            market_totals: BTreeMap::new(),
+            system: SystemTotals::default(),
+        };
+        for (_, value) in scan(source, keys::MARKET_PREFIX)? {
+            let market = codec::market_from_pb(decode("market", &value)?)?;
+            state.market_totals.insert(market.id.clone(), Default::default());
+            state.markets.insert(market.id.clone(), market);
+        }
+        for (_, value) in scan(source, keys::ASSET_PREFIX)? {
+            let asset = codec::asset_from_pb(decode("asset", &value)?)?;
+            state.assets.insert(asset.id.clone(), asset);
+        }
+        for (_, value) in scan(source, keys::VENUE_PREFIX)? {
+            let venue = codec::venue_from_pb(decode("venue", &value)?)?;
+            state.venues.insert(venue.id.clone(), venue);
+        }
+        for (key, value) in scan(source, keys::SEQUENCE_PREFIX)? {
+            let hex = &key[keys::SEQUENCE_PREFIX.len()..];
+            let address = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| h.parse().ok())
+                .ok_or_else(|| DecodeError {
+                    what: "sequence key",
+                    detail: String::from_utf8_lossy(&key).into_owned(),
+                })?;
+            let sequence: pb::Sequence = decode("sequence", &value)?;
+            state.sequences.insert(address, sequence.next);
+        }
+        for (_, value) in scan(source, keys::LEDGER_PREFIX)? {
+            let (asset, ledger) = codec::ledger_from_pb(decode("ledger", &value)?)?;
+            state.ledgers.insert(asset, ledger);
+        }
+        for (_, value) in scan(source, keys::ACCOUNT_PREFIX)? {
+            let (address, account) = codec::account_from_pb(decode("account", &value)?)?;
+            state.accounts.insert(address, account);
+        }
+        for (_, value) in scan(source, keys::POSITION_PREFIX)? {
+            let (address, market, venue, position) =
+                codec::position_from_pb(decode("position", &value)?)?;
+            let account = state.accounts.entry(address).or_default();
+            account.positions.insert((market, venue), position);
+        }
+        for (_, value) in scan(source, keys::RISK_PREFIX)? {
+            let (address, risk) = codec::risk_from_pb(decode("risk", &value)?)?;
+            state.accounts.entry(address).or_default().risk = risk;
+        }
+        for account in state.accounts.values() {
+            apply_contribution(
+                &mut state.market_totals,
+                &mut state.system,
+                account,
+                Direction::Add,
+            )
+            .map_err(|e| DecodeError {
+                what: "totals",
+                detail: e.to_string(),
+            })?;
+        }
+        Ok(Engine { state, block: None })
+    }
+}

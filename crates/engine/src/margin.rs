@@ -1,0 +1,206 @@
+//! Cross-venue margin of one account: pure functions of its positions,
+//! collateral and the current prices.
+//!
+//! Per market, the positions on all venues are netted: the net size pays
+//! the market's margin fraction, and the part of the gross size that nets
+//! out pays the smaller basis charge (the risk that one of the venues holding
+//! the hedge defaults). Collateral counts at oracle value less its haircut.
+//! Every rounding goes against the account: requirements round up, value
+//! and PnL round down.
+
+use std::collections::BTreeMap;
+
+use clearnode_num::{Money, NumError, Quantity, Ratio, Rounding};
+use clearnode_types::{AssetId, MarketId};
+
+use crate::state::{Account, Asset, Market};
+
+/// Health of an account, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Health {
+    /// Equity at or above the initial requirement.
+    #[default]
+    Healthy,
+    /// Below initial, at or above maintenance: reduce-only.
+    MarginCall,
+    /// Below maintenance: to be liquidated.
+    Liquidating,
+    /// Negative equity.
+    Bankrupt,
+}
+
+/// An account's exposure in one market, netted across venues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    /// Market.
+    pub market: MarketId,
+    /// Net size across venues.
+    pub net_size: Quantity,
+    /// Sum of |size| across venues.
+    pub gross_size: Quantity,
+    /// |net size| at the mark price.
+    pub net_notional: Money,
+    /// Unrealized PnL of all its positions in the market.
+    pub unrealized_pnl: Money,
+    /// Initial requirement.
+    pub initial: Money,
+    /// Maintenance requirement.
+    pub maintenance: Money,
+}
+
+/// An account's cross-venue risk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Risk {
+    /// Collateral at oracle value less haircuts.
+    pub collateral_value: Money,
+    /// Unrealized PnL over all positions.
+    pub unrealized_pnl: Money,
+    /// Collateral value plus unrealized PnL.
+    pub equity: Money,
+    /// Initial requirement.
+    pub initial: Money,
+    /// Maintenance requirement.
+    pub maintenance: Money,
+    /// Health state.
+    pub health: Health,
+    /// Sum of |net notional| over markets.
+    pub net_notional: Money,
+    /// Net notional / equity; zero when equity is not positive.
+    pub leverage: Ratio,
+    /// Per market, in market order.
+    pub exposures: Vec<Exposure>,
+    /// Height at which it was computed.
+    pub computed_height: u64,
+}
+
+impl Risk {
+    /// Equity above the initial requirement (negative when below).
+    pub fn free_collateral(&self) -> Result<Money, NumError> {
+        self.equity.checked_sub(self.initial)
+    }
+}
+
+/// Value of the account's collateral, haircut applied, rounded down.
+pub fn collateral_value(
+    collateral: &BTreeMap<AssetId, Quantity>,
+    assets: &BTreeMap<AssetId, Asset>,
+) -> Result<Money, NumError> {
+    let mut total = Money::ZERO;
+    for (asset_id, amount) in collateral {
+        // An unlisted asset cannot be deposited; counting it as zero is the safe side.
+        let Some(asset) = assets.get(asset_id) else {
+            continue;
+        };
+        let value = amount.notional(asset.oracle_price, Rounding::Floor)?;
+        let counted = value.mul_ratio(asset.haircut.one_minus()?, Rounding::Floor)?;
+        total = total.checked_add(counted)?;
+    }
+    Ok(total)
+}
+
+/// The account's risk at the given prices.
+pub fn compute_risk(
+    account: &Account,
+    markets: &BTreeMap<MarketId, Market>,
+    assets: &BTreeMap<AssetId, Asset>,
+    height: u64,
+) -> Result<Risk, NumError> {
+    let collateral_value = collateral_value(&account.collateral, assets)?;
+    let exposures = exposures(account, markets)?;
+    let mut risk = Risk {
+        collateral_value,
+        computed_height: height,
+        ..Risk::default()
+    };
+    for exposure in &exposures {
+        risk.unrealized_pnl = risk.unrealized_pnl.checked_add(exposure.unrealized_pnl)?;
+        risk.initial = risk.initial.checked_add(exposure.initial)?;
+        risk.maintenance = risk.maintenance.checked_add(exposure.maintenance)?;
+        risk.net_notional = risk.net_notional.checked_add(exposure.net_notional)?;
+    }
+    risk.equity = collateral_value.checked_add(risk.unrealized_pnl)?;
+    risk.health = health(risk.equity, risk.initial, risk.maintenance);
+    risk.leverage = if risk.equity.is_positive() {
+        risk.net_notional.ratio_to(risk.equity, Rounding::Ceil)?
+    } else {
+        Ratio::ZERO
+    };
+    risk.exposures = exposures;
+    Ok(risk)
+}
+
+/// The health state for an equity and its requirements.
+pub fn health(equity: Money, initial: Money, maintenance: Money) -> Health {
+    if equity.is_negative() {
+        Health::Bankrupt
+    } else if equity < maintenance {
+        Health::Liquidating
+    } else if equity < initial {
+        Health::MarginCall
+    } else {
+        Health::Healthy
+    }
+}
+
+fn exposures(
+    account: &Account,
+    markets: &BTreeMap<MarketId, Market>,
+) -> Result<Vec<Exposure>, NumError> {
+    let mut result: Vec<Exposure> = Vec::new();
+    let mut current: Option<(&Market, Quantity, Quantity, Money)> = None;
+    for ((market_id, _venue), position) in &account.positions {
+        let Some(market) = markets.get(market_id) else {
+            continue; // unreachable: reports are checked against listed markets
+        };
+        let pnl = position
+            .size
+            .pnl(position.entry_price, market.oracle_price, Rounding::Floor)?;
+        match &mut current {
+            Some((m, net, gross, upnl)) if m.id == *market_id => {
+                *net = net.checked_add(position.size)?;
+                *gross = gross.checked_add(position.size.abs()?)?;
+                *upnl = upnl.checked_add(pnl)?;
+            }
+            _ => {
+                if let Some((m, net, gross, upnl)) = current.take() {
+                    result.push(market_exposure(m, net, gross, upnl)?);
+                }
+                current = Some((market, position.size, position.size.abs()?, pnl));
+            }
+        }
+    }
+    if let Some((m, net, gross, upnl)) = current {
+        result.push(market_exposure(m, net, gross, upnl)?);
+    }
+    Ok(result)
+}
+
+fn market_exposure(
+    market: &Market,
+    net_size: Quantity,
+    gross_size: Quantity,
+    unrealized_pnl: Money,
+) -> Result<Exposure, NumError> {
+    let price = market.oracle_price;
+    let net_notional = net_size.abs()?.notional(price, Rounding::Ceil)?;
+    let netted_notional = gross_size
+        .checked_sub(net_size.abs()?)?
+        .notional(price, Rounding::Ceil)?;
+    let requirement = |net_fraction: Ratio, basis_fraction: Ratio| -> Result<Money, NumError> {
+        net_notional
+            .mul_ratio(net_fraction, Rounding::Ceil)?
+            .checked_add(netted_notional.mul_ratio(basis_fraction, Rounding::Ceil)?)
+    };
+    Ok(Exposure {
+        market: market.id.clone(),
+        net_size,
+        gross_size,
+        net_notional,
+        unrealized_pnl,
+        initial: requirement(market.initial_margin, market.basis_initial)?,
+        maintenance: requirement(market.maintenance_margin, market.basis_maintenance)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+use std::collections::BTreeMap;
+
+use clearnode_num::{Money, Price, Quantity, Ratio};
+use clearnode_types::{AssetId, MarketId, VenueId};
+use proptest::prelude::*;
+
+use super::*;
+use crate::state::{Account, Asset, Market, Position};
+
+fn market(price: i64) -> Market {
+    Market {
+        id: "BTC-PERP".parse().expect("id"),
+        oracle_price: Price::from_units(price).expect("positive"),
+        initial_margin: Ratio::from_ppm(50_000),
+        maintenance_margin: Ratio::from_ppm(30_000),
+        basis_initial: Ratio::from_ppm(10_000),
+        basis_maintenance: Ratio::from_ppm(5_000),
+    }
+}
+
+fn markets(price: i64) -> BTreeMap<MarketId, Market> {
+    let m = market(price);
+    BTreeMap::from([(m.id.clone(), m)])
+}
+
+fn assets() -> BTreeMap<AssetId, Asset> {
+    let usdc = Asset {
+        id: "USDC".parse().expect("id"),
+        oracle_price: Price::from_units(1).expect("positive"),
+        haircut: Ratio::ZERO,
+    };
+    let eth = Asset {
+        id: "ETH".parse().expect("id"),
+        oracle_price: Price::from_units(3000).expect("positive"),
+        haircut: Ratio::from_ppm(100_000),
+    };
+    BTreeMap::from([(usdc.id.clone(), usdc), (eth.id.clone(), eth)])
+}
+
+fn account(collateral_usdc: i64, positions: &[(usize, i64, i64)]) -> Account {
+    let venues = ["venue-a", "venue-b", "venue-c"];
+    let mut account = Account::default();
+    account
+        .collateral
+        .insert("USDC".parse().expect("id"), Quantity::from_units(collateral_usdc));
+    for &(venue, size_milli, entry) in positions {
+        let key = (
+            "BTC-PERP".parse::<MarketId>().expect("id"),
+            venues[venue].parse::<VenueId>().expect("id"),
+        );
+        account.positions.insert(
+            key,
+            Position {
+                size: Quantity::from_raw(i128::from(size_milli) * 1_000_000),
+                entry_price: Price::from_units(entry).expect("positive"),
+                updated_height: 1,
+            },
+        );
+    }
+    account
+}
+
+#[test]
+fn collateral_counts_after_haircut() {
+    let mut a = account(1000, &[]);
+    a.collateral.insert("ETH".parse().expect("id"), Quantity::from_units(2));
+    let value = collateral_value(&a.collateral, &assets()).expect("value");
+    assert_eq!(value, Money::from_units(1000 + 5400));
+}
+
+#[test]
+fn health_boundaries() {
+    let m = |u: i64| Money::from_units(u);
+    assert_eq!(health(m(10), m(10), m(5)), Health::Healthy);
+    assert_eq!(health(m(9), m(10), m(5)), Health::MarginCall);
+    assert_eq!(health(m(5), m(10), m(5)), Health::MarginCall);
+    assert_eq!(health(m(4), m(10), m(5)), Health::Liquidating);
+    assert_eq!(health(m(0), m(10), m(5)), Health::Liquidating);
+    assert_eq!(health(m(-1), m(10), m(5)), Health::Bankrupt);
+    assert_eq!(health(m(0), m(0), m(0)), Health::Healthy);
+}
+
+fn positions_strategy() -> impl Strategy<Value = Vec<(usize, i64, i64)>> {
+    proptest::collection::vec((0usize..3, -5_000i64..5_000, 40_000i64..80_000), 0..3)
+        .prop_map(|mut p| {
+            p.sort_by_key(|x| x.0);
+            p.dedup_by_key(|x| x.0);
+            p
+        })
+}
+
+proptest! {
+    /// An adverse move never improves free collateral: for a net-long book a
+    /// price drop, for a net-short book a price rise.
+    #[test]
+    fn free_collateral_is_monotone_in_adverse_shocks(
+        positions in positions_strategy(),
+        collateral in 0i64..1_000_000,
+        price in 40_000i64..80_000,
+        shock in 0i64..20_000,
+    ) {
+        let a = account(collateral, &positions);
+        let base = compute_risk(&a, &markets(price), &assets(), 1).expect("risk");
+        let net_long = base.exposures.first().is_some_and(|e| e.net_size.is_positive());
+        let shocked_price = if net_long { price - shock } else { price + shock };
+        let shocked = compute_risk(&a, &markets(shocked_price.max(1)), &assets(), 1).expect("risk");
+        let free = |r: &Risk| r.free_collateral().expect("fits");
+        prop_assert!(free(&shocked) <= free(&base), "{:?} -> {:?}", free(&base), free(&shocked));
+        prop_assert!(shocked.maintenance <= shocked.initial);
+    }
+
+    /// Netting across venues never asks more than the venues would alone.
+    #[test]
+    fn netting_never_costs_more_than_separate_venues(positions in positions_strategy(), price in 40_000i64..80_000) {
+        let together = compute_risk(&account(0, &positions), &markets(price), &assets(), 1).expect("risk");
+        let mut apart = Money::ZERO;
+        for position in &positions {
+            let alone = compute_risk(&account(0, &[*position]), &markets(price), &assets(), 1).expect("risk");
+            apart = apart.checked_add(alone.initial).expect("fits");
+        }
+        prop_assert!(together.initial <= apart);
+    }
+
+    /// PnL and requirement of a position are symmetric in its sign.
+    #[test]
+    fn requirement_is_symmetric_in_direction(size in 1i64..10_000, price in 40_000i64..80_000) {
+        let long = compute_risk(&account(0, &[(0, size, price)]), &markets(price), &assets(), 1).expect("risk");
+        let short = compute_risk(&account(0, &[(0, -size, price)]), &markets(price), &assets(), 1).expect("risk");
+        prop_assert_eq!(long.initial, short.initial);
+        prop_assert_eq!(long.maintenance, short.maintenance);
+    }
+}

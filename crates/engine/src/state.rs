@@ -1,0 +1,190 @@
+//! The in-memory state: ordered maps of domain records.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clearnode_num::{Price, Quantity, Ratio};
+use clearnode_types::{Address, AssetId, MarketId, VenueId};
+
+use crate::margin::Risk;
+
+/// Chain identity and the last executed block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChainInfo {
+    /// CometBFT chain id.
+    pub chain_id: String,
+    /// Height of the last executed block (0 at genesis).
+    pub height: u64,
+    /// Its header time, seconds since the Unix epoch.
+    pub time_seconds: i64,
+    /// Its header time, nanoseconds part.
+    pub time_nanos: i32,
+}
+
+/// Risk parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    /// Most entries per report.
+    pub report_entries_max: u32,
+    /// Largest |size| of one position on one venue.
+    pub position_size_max: Quantity,
+}
+
+/// A listed market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Market {
+    /// Id.
+    pub id: MarketId,
+    /// Mark price.
+    pub oracle_price: Price,
+    /// Initial margin fraction of net notional.
+    pub initial_margin: Ratio,
+    /// Maintenance margin fraction of net notional.
+    pub maintenance_margin: Ratio,
+    /// Initial charge on the gross size that nets out across venues.
+    pub basis_initial: Ratio,
+    /// Maintenance charge on the gross size that nets out across venues.
+    pub basis_maintenance: Ratio,
+}
+
+/// A collateral asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    /// Id.
+    pub id: AssetId,
+    /// Oracle price in USD per unit.
+    pub oracle_price: Price,
+    /// Share of the value not counted.
+    pub haircut: Ratio,
+}
+
+/// A venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Venue {
+    /// Id.
+    pub id: VenueId,
+    /// Key that signs its reports.
+    pub public_key: [u8; 32],
+    /// May report.
+    pub active: bool,
+}
+
+/// One position of an account in one market on one venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// Signed size (never zero in state: a zero report removes the position).
+    pub size: Quantity,
+    /// Average entry price.
+    pub entry_price: Price,
+    /// Height of the report that set it.
+    pub updated_height: u64,
+}
+
+/// Positions keyed by (market, venue): an account's positions in one market
+/// are adjacent, which is how margin nets them.
+pub type PositionKey = (MarketId, VenueId);
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Account {
+    /// Collateral balances; zero balances are removed.
+    pub collateral: BTreeMap<AssetId, Quantity>,
+    /// Venues allowed to report for it.
+    pub authorized_venues: BTreeSet<VenueId>,
+    /// Open positions.
+    pub positions: BTreeMap<PositionKey, Position>,
+    /// Risk as last computed (at the end of the block that last touched it).
+    pub risk: Risk,
+}
+
+/// Flows of one collateral asset since genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ledger {
+    /// Total deposited.
+    pub deposited: Quantity,
+    /// Total withdrawn.
+    pub withdrawn: Quantity,
+}
+
+/// Open interest of one venue in one market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VenueInterest {
+    /// Sum of long sizes.
+    pub long: Quantity,
+    /// Sum of |short sizes|.
+    pub short: Quantity,
+}
+
+/// Running totals of one market, maintained per touched account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MarketTotals {
+    /// Sum of long sizes as venues report them.
+    pub long: Quantity,
+    /// Sum of |short sizes| as venues report them.
+    pub short: Quantity,
+    /// Sum over accounts of the positive net size across venues.
+    pub net_long: Quantity,
+    /// Sum over accounts of |negative net size| across venues.
+    pub net_short: Quantity,
+    /// Per venue.
+    pub venues: BTreeMap<VenueId, VenueInterest>,
+    /// Accounts with a non-zero position on some venue.
+    pub accounts_with_position: u64,
+}
+
+/// Accounts per health state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HealthCounts {
+    /// Equity at or above initial margin.
+    pub healthy: u64,
+    /// Between maintenance and initial.
+    pub margin_call: u64,
+    /// Below maintenance, not below zero.
+    pub liquidating: u64,
+    /// Negative equity.
+    pub bankrupt: u64,
+}
+
+/// Running system-wide totals.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SystemTotals {
+    /// Sum of positive account equity.
+    pub equity_positive: clearnode_num::Money,
+    /// Accounts per health state.
+    pub health: HealthCounts,
+    /// Accounts in state.
+    pub accounts: u64,
+}
+
+/// The whole application state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// Chain identity and last block.
+    pub chain: ChainInfo,
+    /// Risk parameters.
+    pub params: Params,
+    /// The custodian's deposit-signing key.
+    pub custodian: [u8; 32],
+    /// Listed markets.
+    pub markets: BTreeMap<MarketId, Market>,
+    /// Collateral assets.
+    pub assets: BTreeMap<AssetId, Asset>,
+    /// Venues.
+    pub venues: BTreeMap<VenueId, Venue>,
+    /// Next sequence per signer.
+    pub sequences: BTreeMap<Address, u64>,
+    /// Accounts.
+    pub accounts: BTreeMap<Address, Account>,
+    /// Collateral flows per asset.
+    pub ledgers: BTreeMap<AssetId, Ledger>,
+    /// Market running totals.
+    pub market_totals: BTreeMap<MarketId, MarketTotals>,
+    /// System running totals.
+    pub system: SystemTotals,
+}
+
+impl State {
+    /// The signer's next sequence.
+    pub fn next_sequence(&self, signer: &Address) -> u64 {
+        self.sequences.get(signer).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,42 @@
+//! Generated protobuf types and gRPC services of clearnode.
+//!
+//! The `.proto` files under `proto/clearnode/` are the wire contract with
+//! venues, accounts, custodians and auditors; this crate only compiles them.
+//! Domain rules (bounds, decimal parsing, signatures) live in `clearnode-types`.
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+/// Transactions.
+pub mod tx {
+    /// Version 1.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/clearnode.tx.v1.rs"));
+    }
+}
+
+/// Stored values (the canonical encoding of each Merkle leaf).
+pub mod state {
+    /// Version 1.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/clearnode.state.v1.rs"));
+    }
+}
+
+/// Submission services.
+pub mod venue {
+    /// Version 1.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/clearnode.venue.v1.rs"));
+    }
+}
+
+/// Read-only audit services.
+pub mod audit {
+    /// Version 1.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/clearnode.audit.v1.rs"));
+    }
+}
+
+/// Encoded `FileDescriptorSet` of all clearnode protos, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/clearnode_descriptor.bin"));

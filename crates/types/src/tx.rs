@@ -1,0 +1,333 @@
+//! Stateless transaction checks and signing.
+//!
+//! [`verify_tx`] turns untrusted bytes into a [`VerifiedTx`] in a fixed order
+//! (size, envelope, key, signature, body, chain id, action, fields), so the
+//! same bad transaction always gets the same code. What needs state (the
+//! sequence, who may sign, what is listed) is checked by the engine.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use clearnode_num::{Price, Quantity};
+use clearnode_proto::tx::v1 as pb;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::address::Address;
+use crate::code::{TxCode, TxRejection};
+use crate::ids::{AssetId, MarketId, VenueId};
+use crate::limits::{
+    DECIMAL_BYTES_MAX, DEPOSIT_REFERENCE_BYTES_MAX, PRICE_UNITS_MAX, QUANTITY_UNITS_MAX,
+    REPORT_ENTRIES_MAX, TX_BYTES_MAX,
+};
+
+/// Domain separator prefixed to the body before signing.
+pub const SIGN_DOMAIN: &[u8] = b"clearnode/tx/v1\n";
+
+/// The bytes an ed25519 signature covers.
+pub fn sign_bytes(body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(SIGN_DOMAIN.len() + body.len());
+    bytes.extend_from_slice(SIGN_DOMAIN);
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// The sha256 of the transaction bytes (CometBFT's tx hash).
+pub fn tx_hash(tx_bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(tx_bytes).into()
+}
+
+/// Encodes and signs a body: the client side of [`verify_tx`].
+pub fn sign_tx(key: &SigningKey, body: &pb::TxBody) -> Vec<u8> {
+    let body = body.encode_to_vec();
+    let signature = key.sign(&sign_bytes(&body));
+    pb::Tx {
+        body,
+        signer_public_key: key.verifying_key().to_bytes().to_vec(),
+        signature: signature.to_bytes().to_vec(),
+    }
+    .encode_to_vec()
+}
+
+/// A transaction whose bytes, bounds and signature have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTx {
+    /// The signer's ed25519 public key.
+    pub signer: [u8; 32],
+    /// The signer's address.
+    pub signer_address: Address,
+    /// The signer's sequence this tx consumes.
+    pub sequence: u64,
+    /// What it does.
+    pub action: Action,
+}
+
+/// A checked action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Credit collateral (custodian).
+    Deposit(Deposit),
+    /// Release collateral (account).
+    Withdraw(Withdraw),
+    /// Let a venue report for the account, or stop it (account).
+    AuthorizeVenue(AuthorizeVenue),
+    /// A venue's batch of position snapshots (venue).
+    PositionReport(PositionReport),
+}
+
+impl Action {
+    /// Short name for logs and events.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Deposit(_) => "deposit_collateral",
+            Action::Withdraw(_) => "withdraw_collateral",
+            Action::AuthorizeVenue(_) => "authorize_venue",
+            Action::PositionReport(_) => "position_report",
+        }
+    }
+}
+
+/// A checked deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deposit {
+    /// Credited account.
+    pub account: Address,
+    /// Asset.
+    pub asset: AssetId,
+    /// Positive amount.
+    pub amount: Quantity,
+    /// Custodian's reference.
+    pub reference: String,
+}
+
+/// A checked withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdraw {
+    /// Asset.
+    pub asset: AssetId,
+    /// Positive amount.
+    pub amount: Quantity,
+}
+
+/// A checked venue authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeVenue {
+    /// Venue.
+    pub venue: VenueId,
+    /// Grant (true) or revoke (false).
+    pub authorized: bool,
+}
+
+/// A checked position report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionReport {
+    /// Reporting venue.
+    pub venue: VenueId,
+    /// Entries, at most one per (account, market).
+    pub entries: Vec<ReportEntry>,
+}
+
+/// One position snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportEntry {
+    /// Account.
+    pub account: Address,
+    /// Market.
+    pub market: MarketId,
+    /// Signed size; zero closes the position.
+    pub size: Quantity,
+    /// Average entry price; `None` exactly when the size is zero.
+    pub entry_price: Option<Price>,
+}
+
+fn reject(code: TxCode, log: impl Into<String>) -> TxRejection {
+    TxRejection::new(code, log)
+}
+
+/// Checks untrusted transaction bytes statelessly.
+pub fn verify_tx(bytes: &[u8], chain_id: &str) -> Result<VerifiedTx, TxRejection> {
+    if bytes.len() > TX_BYTES_MAX {
+        return Err(reject(
+            TxCode::TxTooLarge,
+            format!("tx is {} bytes, at most {TX_BYTES_MAX}", bytes.len()),
+        ));
+    }
+    let envelope = pb::Tx::decode(bytes)
+        .map_err(|e| reject(TxCode::MalformedTx, format!("not a clearnode Tx: {e}")))?;
+    let signer = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice())
+        .map_err(|_| reject(TxCode::InvalidPublicKey, "signer public key is not 32 bytes"))?;
+    let verifying_key = VerifyingKey::from_bytes(&signer)
+        .map_err(|_| reject(TxCode::InvalidPublicKey, "signer public key is not ed25519"))?;
+    let signature = Signature::from_slice(&envelope.signature)
+        .map_err(|_| reject(TxCode::InvalidSignature, "signature is not 64 bytes"))?;
+    verifying_key
+        .verify_strict(&sign_bytes(&envelope.body), &signature)
+        .map_err(|_| reject(TxCode::InvalidSignature, "signature does not verify"))?;
+    let body = pb::TxBody::decode(envelope.body.as_slice())
+        .map_err(|e| reject(TxCode::MalformedBody, format!("not a TxBody: {e}")))?;
+    if body.chain_id != chain_id {
+        return Err(reject(
+            TxCode::WrongChainId,
+            format!("signed for chain {:?}, this is {chain_id:?}", body.chain_id),
+        ));
+    }
+    let action = body
+        .action
+        .ok_or_else(|| reject(TxCode::MissingAction, "body has no action"))?;
+    Ok(VerifiedTx {
+        signer,
+        signer_address: Address::of_public_key(&signer),
+        sequence: body.sequence,
+        action: check_action(action)?,
+    })
+}
+
+fn check_action(action: pb::tx_body::Action) -> Result<Action, TxRejection> {
+    use pb::tx_body::Action as A;
+    Ok(match action {
+        A::DepositCollateral(d) => {
+            if d.reference.len() > DEPOSIT_REFERENCE_BYTES_MAX {
+                return Err(reject(
+                    TxCode::InvalidField,
+                    format!("reference longer than {DEPOSIT_REFERENCE_BYTES_MAX} bytes"),
+                ));
+            }
+            Action::Deposit(Deposit {
+                account: address_field("account", &d.account)?,
+                asset: id_field("asset", &d.asset)?,
+                amount: positive_amount("amount", &d.amount)?,
+                reference: d.reference,
+            })
+        }
+        A::WithdrawCollateral(w) => Action::Withdraw(Withdraw {
+            asset: id_field("asset", &w.asset)?,
+            amount: positive_amount("amount", &w.amount)?,
+        }),
+        A::AuthorizeVenue(a) => Action::AuthorizeVenue(AuthorizeVenue {
+            venue: id_field("venue_id", &a.venue_id)?,
+            authorized: a.authorized,
+        }),
+        A::PositionReport(report) => Action::PositionReport(check_report(report)?),
+    })
+}
+
+fn check_report(report: pb::PositionReport) -> Result<PositionReport, TxRejection> {
+    let venue = id_field("venue_id", &report.venue_id)?;
+    let count = report.entries.len();
+    if count == 0 || count > REPORT_ENTRIES_MAX {
+        return Err(reject(
+            TxCode::TooManyEntries,
+            format!("a report has 1 to {REPORT_ENTRIES_MAX} entries, got {count}"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut entries = Vec::with_capacity(count);
+    for (index, entry) in report.entries.into_iter().enumerate() {
+        let checked = check_entry(entry).map_err(|e| TxRejection {
+            log: format!("entry {index}: {}", e.log),
+            ..e
+        })?;
+        if !seen.insert((checked.account, checked.market.clone())) {
+            return Err(reject(
+                TxCode::DuplicateEntry,
+                format!(
+                    "entry {index}: account {} market {} reported twice",
+                    checked.account, checked.market
+                ),
+            ));
+        }
+        entries.push(checked);
+    }
+    Ok(PositionReport { venue, entries })
+}
+
+fn check_entry(entry: pb::PositionEntry) -> Result<ReportEntry, TxRejection> {
+    let account = address_field("account", &entry.account)?;
+    let market = id_field("market", &entry.market)?;
+    let size = bounded_quantity("size", &entry.size)?;
+    let entry_price = if size.is_zero() {
+        None
+    } else {
+        Some(bounded_price("entry_price", &entry.entry_price)?)
+    };
+    Ok(ReportEntry {
+        account,
+        market,
+        size,
+        entry_price,
+    })
+}
+
+fn address_field(name: &str, bytes: &[u8]) -> Result<Address, TxRejection> {
+    Address::from_slice(bytes).ok_or_else(|| {
+        reject(
+            TxCode::InvalidField,
+            format!("{name} must be a 20-byte address, got {} bytes", bytes.len()),
+        )
+    })
+}
+
+fn id_field<T: FromStr<Err = crate::ids::IdError>>(
+    name: &str,
+    text: &str,
+) -> Result<T, TxRejection> {
+    T::from_str(text).map_err(|e| reject(TxCode::InvalidField, format!("{name}: {e}")))
+}
+
+fn decimal<T: FromStr>(name: &str, text: &str) -> Result<T, TxRejection>
+where
+    T::Err: std::fmt::Display,
+{
+    if text.len() > DECIMAL_BYTES_MAX {
+        return Err(reject(
+            TxCode::InvalidAmount,
+            format!("{name} is longer than {DECIMAL_BYTES_MAX} characters"),
+        ));
+    }
+    T::from_str(text).map_err(|e| reject(TxCode::InvalidAmount, format!("{name} {text:?}: {e}")))
+}
+
+/// A quantity within +-`QUANTITY_UNITS_MAX`.
+pub fn bounded_quantity(name: &str, text: &str) -> Result<Quantity, TxRejection> {
+    let quantity: Quantity = decimal(name, text)?;
+    if quantity.abs().map_or(true, |q| q > Quantity::from_units(QUANTITY_UNITS_MAX)) {
+        return Err(reject(
+            TxCode::InvalidAmount,
+            format!("{name} {text} exceeds {QUANTITY_UNITS_MAX} units"),
+        ));
+    }
+    Ok(quantity)
+}
+
+/// A price within (0, `PRICE_UNITS_MAX`].
+pub fn bounded_price(name: &str, text: &str) -> Result<Price, TxRejection> {
+    let price: Price = decimal(name, text)?;
+    if price > price_max() {
+        return Err(reject(
+            TxCode::InvalidAmount,
+            format!("{name} {text} exceeds {PRICE_UNITS_MAX} USD"),
+        ));
+    }
+    Ok(price)
+}
+
+/// `PRICE_UNITS_MAX` as a price.
+pub fn price_max() -> Price {
+    let raw = i128::from(PRICE_UNITS_MAX) * 10i128.pow(clearnode_num::PRICE_DECIMALS);
+    Price::from_raw(raw).unwrap_or_else(|_| unreachable!("a positive constant"))
+}
+
+fn positive_amount(name: &str, text: &str) -> Result<Quantity, TxRejection> {
+    let amount = bounded_quantity(name, text)?;
+    if !amount.is_positive() {
+        return Err(reject(
+            TxCode::InvalidAmount,
+            format!("{name} must be positive, got {text}"),
+        ));
+    }
+    Ok(amount)
+}
+
+#[cfg(test)]
+mod tests;
