@@ -22,7 +22,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("clearnode_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
-    tonic_prost_build::configure()
+    // Bytes fields print as hex in JSON (addresses, keys, hashes, proofs).
+    let hex_fields = [
+        "clearnode.tx.v1.Tx.body",
+        "clearnode.tx.v1.Tx.signer_public_key",
+        "clearnode.tx.v1.Tx.signature",
+        "clearnode.tx.v1.DepositCollateral.account",
+        "clearnode.tx.v1.PositionEntry.account",
+        "clearnode.state.v1.Venue.public_key",
+        "clearnode.state.v1.Custodian.public_key",
+        "clearnode.state.v1.Account.address",
+        "clearnode.state.v1.Position.account",
+        "clearnode.state.v1.AccountRisk.account",
+        "clearnode.venue.v1.SubmitTxRequest.tx",
+        "clearnode.audit.v1.QueryContext.app_hash",
+        "clearnode.audit.v1.QueryContext.key",
+        "clearnode.audit.v1.QueryContext.proof",
+        "clearnode.audit.v1.GetAccountRiskRequest.account",
+        "clearnode.audit.v1.GetSequenceRequest.public_key",
+    ];
+    let mut builder = tonic_prost_build::configure()
+        .type_attribute(".clearnode", "#[derive(serde::Serialize)]");
+    for field in hex_fields {
+        builder = builder.field_attribute(field, "#[serde(serialize_with = \"crate::hex_bytes\")]");
+    }
+    builder
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -1,1 +1,26 @@
-//! placeholder
+//! The ABCI 2.0 application: CometBFT v0.38 talks to clearnode through it.
+//!
+//! It is glue and reads like a table of contents: decode the request, call
+//! the engine, stage writes in the store, answer. FinalizeBlock executes the
+//! block and stages its writes under the Merkle root it returns as the app
+//! hash; Commit persists them in one atomic write; Info reports the last
+//! committed height and app hash so CometBFT's handshake replays the rest
+//! after a crash.
+//!
+//! A broken invariant, an unreadable store or a call out of order is a bug
+//! or a broken disk: the app panics with the reason, and the node's panic
+//! hook stops the process rather than let it diverge.
+//!
+//! Must never depend on: the gRPC layer, the clock, or any state but the
+//! store and the engine.
+#![forbid(unsafe_code)]
+
+mod app;
+mod convert;
+mod mempool;
+mod metrics;
+mod query;
+
+pub use app::{AppInfo, ClearnodeApp, StartError};
+pub use metrics::AppMetrics;
+pub use query::{QUERY_PATH_APP_HASH, QUERY_PATH_STORE, PROOF_OP_TYPE};

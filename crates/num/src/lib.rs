@@ -17,6 +17,23 @@
 //! through [`mul_div`], which computes `a * b / d` with an exact 256-bit
 //! intermediate and rounds in an explicitly named [`Rounding`] direction.
 //!
+//! ```
+//! use clearnode_num::{Money, Price, Quantity, Ratio, Rounding};
+//!
+//! # fn main() -> Result<(), clearnode_num::NumError> {
+//! let size: Quantity = "-1.5".parse()?; // short 1.5 units
+//! let entry: Price = "64250.5".parse()?;
+//! let mark = Price::from_units(64_000)?;
+//! let notional = size.notional(mark, Rounding::Floor)?;
+//! assert_eq!(notional.to_string(), "-96000");
+//! let pnl = size.pnl(entry, mark, Rounding::Floor)?;
+//! assert_eq!(pnl.to_string(), "375.75");
+//! let margin = notional.abs()?.mul_ratio(Ratio::from_ppm(50_000), Rounding::Ceil)?;
+//! assert_eq!(margin, Money::from_units(4_800));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Invariants
 //!
 //! * Every operation is a pure function of its inputs: identical inputs give

@@ -20,9 +20,13 @@ macro_rules! impl_decimal_text {
         }
 
         impl<'de> ::serde::Deserialize<'de> for $t {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
                 deserializer.deserialize_str($crate::decimal::DecimalVisitor::<$t>::new(concat!(
-                    "a ", $what, " as a decimal string"
+                    "a ",
+                    $what,
+                    " as a decimal string"
                 )))
             }
         }

@@ -66,10 +66,16 @@ mod tests {
         assert_eq!(m("-0.000001").mul_ratio(im, Floor), Ok(m("-0.000001")));
         assert_eq!(m("-0.000001").mul_ratio(im, Ceil), Ok(Money::ZERO));
         // leverage = notional / equity
-        assert_eq!(notional.ratio_to(m("2000"), Floor), Ok(Ratio::from_units(5)));
+        assert_eq!(
+            notional.ratio_to(m("2000"), Floor),
+            Ok(Ratio::from_units(5))
+        );
         assert_eq!(m("1").ratio_to(m("3"), Floor), Ok(Ratio::from_ppm(333_333)));
         assert_eq!(m("1").ratio_to(m("3"), Ceil), Ok(Ratio::from_ppm(333_334)));
-        assert_eq!(m("1").ratio_to(m("-3"), Floor), Ok(Ratio::from_ppm(-333_334)));
+        assert_eq!(
+            m("1").ratio_to(m("-3"), Floor),
+            Ok(Ratio::from_ppm(-333_334))
+        );
         assert_eq!(
             notional.ratio_to(Money::ZERO, Floor),
             Err(NumError::DivisionByZero)
@@ -78,7 +84,10 @@ mod tests {
             Money::MAX.ratio_to(Money::from_raw(1), Floor),
             Err(NumError::Overflow)
         );
-        assert_eq!(Money::MIN.mul_ratio(Ratio::from_ppm(-1_000_000), Floor), Err(NumError::Overflow));
+        assert_eq!(
+            Money::MIN.mul_ratio(Ratio::from_ppm(-1_000_000), Floor),
+            Err(NumError::Overflow)
+        );
     }
 
     #[test]

@@ -130,7 +130,10 @@ mod tests {
     fn mul_ratio() {
         let p = Price::from_units(100).unwrap();
         let r = Ratio::from_ppm(1_050_000);
-        assert_eq!(p.checked_mul_ratio(r, Floor), Ok(Price::from_units(105).unwrap()));
+        assert_eq!(
+            p.checked_mul_ratio(r, Floor),
+            Ok(Price::from_units(105).unwrap())
+        );
         assert_eq!(
             p.checked_mul_ratio(Ratio::ZERO, Floor),
             Err(NumError::NotPositive)
@@ -141,7 +144,10 @@ mod tests {
         );
         let tiny = Price::MIN_POSITIVE;
         let half = Ratio::from_ppm(500_000);
-        assert_eq!(tiny.checked_mul_ratio(half, Floor), Err(NumError::NotPositive));
+        assert_eq!(
+            tiny.checked_mul_ratio(half, Floor),
+            Err(NumError::NotPositive)
+        );
         assert_eq!(tiny.checked_mul_ratio(half, Ceil), Ok(tiny));
         assert_eq!(
             Price::MAX.checked_mul_ratio(Ratio::from_ppm(2_000_000), Floor),

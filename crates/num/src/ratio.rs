@@ -63,17 +63,29 @@ mod tests {
         let half = Ratio::from_ppm(500_000);
         assert_eq!(half.checked_mul(half, Floor), Ok(Ratio::from_ppm(250_000)));
         let third = Ratio::from_ppm(333_333);
-        assert_eq!(third.checked_mul(third, Floor), Ok(Ratio::from_ppm(111_110)));
+        assert_eq!(
+            third.checked_mul(third, Floor),
+            Ok(Ratio::from_ppm(111_110))
+        );
         assert_eq!(third.checked_mul(third, Ceil), Ok(Ratio::from_ppm(111_111)));
         assert_eq!(
             third.checked_neg().unwrap().checked_mul(third, Floor),
             Ok(Ratio::from_ppm(-111_111))
         );
-        assert_eq!(Ratio::from_ppm(200_000).one_minus(), Ok(Ratio::from_ppm(800_000)));
+        assert_eq!(
+            Ratio::from_ppm(200_000).one_minus(),
+            Ok(Ratio::from_ppm(800_000))
+        );
         assert_eq!(Ratio::from_units(3).one_minus(), Ok(Ratio::from_units(-2)));
         assert_eq!(Ratio::MIN.one_minus(), Err(NumError::Overflow));
-        assert_eq!(Ratio::MAX.checked_mul(Ratio::from_units(2), Floor), Err(NumError::Overflow));
-        assert_eq!(Ratio::MAX.checked_add(Ratio::from_raw(1)), Err(NumError::Overflow));
+        assert_eq!(
+            Ratio::MAX.checked_mul(Ratio::from_units(2), Floor),
+            Err(NumError::Overflow)
+        );
+        assert_eq!(
+            Ratio::MAX.checked_add(Ratio::from_raw(1)),
+            Err(NumError::Overflow)
+        );
         assert_eq!(Ratio::MIN.abs(), Err(NumError::Overflow));
     }
 

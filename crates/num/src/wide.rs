@@ -97,6 +97,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
         #[test]
         fn mul_matches_reference(a in any_u128(), b in any_u128()) {
             let (hi, lo) = mul_u128(a, b);

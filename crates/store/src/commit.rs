@@ -83,7 +83,7 @@ impl Store {
             if value.is_some() {
                 preimages.push((key_hash.0, key.clone()));
             }
-            value_set.insert(key_hash, value.clone());
+            value_set.insert(key_hash, value.as_deref().map(keys::leaf_value));
         }
         // Version 0 is always computed from nothing: jmt starts genesis from an empty root, and
         // hiding an older genesis on disk keeps stale version-0 data out of the computation.

@@ -36,6 +36,9 @@ const TAG_DELETED: u8 = 0;
 /// Value tag of a present value in [`CF_VALUES`].
 const TAG_PRESENT: u8 = 1;
 
+/// First byte of every value as committed in the tree (see [`leaf_value`]).
+pub(crate) const LEAF_VALUE_PREFIX: u8 = 0x01;
+
 /// Length of a key hash.
 pub(crate) const HASH_LEN: usize = 32;
 /// Length of an encoded version.
@@ -108,9 +111,30 @@ pub(crate) fn encode_value(value: Option<&[u8]>) -> Vec<u8> {
 /// Decodes a `jmt_values` value.
 pub(crate) fn decode_value(raw: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     match raw.split_first() {
-        Some((&TAG_DELETED, rest)) if rest.is_empty() => Ok(None),
+        Some((&TAG_DELETED, [])) => Ok(None),
         Some((&TAG_PRESENT, rest)) => Ok(Some(rest.to_vec())),
         _ => Err(StoreError::Corrupt("bad value tag".into())),
+    }
+}
+
+/// The form in which the tree commits to a value: `0x01 ++ value`.
+///
+/// ics23 refuses existence proofs of empty values (and so also non-existence proofs whose
+/// neighbour leaf has an empty value); the prefix makes every byte string provable.
+pub(crate) fn leaf_value(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + value.len());
+    out.push(LEAF_VALUE_PREFIX);
+    out.extend_from_slice(value);
+    out
+}
+
+/// The value back from its committed form (see [`leaf_value`]).
+pub(crate) fn strip_leaf_value(leaf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    match leaf.split_first() {
+        Some((&LEAF_VALUE_PREFIX, rest)) => Ok(rest.to_vec()),
+        _ => Err(StoreError::Corrupt(
+            "committed value lacks its prefix".into(),
+        )),
     }
 }
 
@@ -132,7 +156,9 @@ pub(crate) fn encode_latest(version: u64, root: &[u8; 32]) -> Vec<u8> {
 /// Decodes the value of [`META_LATEST`].
 pub(crate) fn decode_latest(raw: &[u8]) -> Result<(u64, [u8; 32]), StoreError> {
     if raw.len() != VERSION_LEN + HASH_LEN {
-        return Err(StoreError::Corrupt("latest metadata has a bad length".into()));
+        return Err(StoreError::Corrupt(
+            "latest metadata has a bad length".into(),
+        ));
     }
     let version = decode_u64(&raw[..VERSION_LEN])?;
     let root = decode_hash(&raw[VERSION_LEN..])?;
@@ -206,6 +232,15 @@ mod tests {
         assert!(decode_value(&[]).is_err());
         assert!(decode_value(&[7, 1]).is_err());
         assert!(decode_value(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn leaf_values_round_trip() {
+        assert_eq!(leaf_value(b""), vec![LEAF_VALUE_PREFIX]);
+        assert_eq!(strip_leaf_value(leaf_value(b"")).unwrap(), b"".to_vec());
+        assert_eq!(strip_leaf_value(leaf_value(b"ab")).unwrap(), b"ab".to_vec());
+        assert!(strip_leaf_value(Vec::new()).is_err());
+        assert!(strip_leaf_value(vec![9, 1]).is_err());
     }
 
     #[test]

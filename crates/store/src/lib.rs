@@ -26,7 +26,7 @@
 //!   on the order of writes within a set, the machine, or timing.
 //! * All versions are kept (no pruning yet).
 //! * Keys are non-empty byte strings (ics23 non-existence proofs need non-empty keys); values are
-//!   arbitrary byte strings, possibly empty.
+//!   arbitrary byte strings, possibly empty (see the committed value form below).
 //!
 //! ## Column families and key layout
 //!
@@ -35,12 +35,16 @@
 //! | CF           | key                                   | value                                  |
 //! |--------------|---------------------------------------|----------------------------------------|
 //! | `jmt_nodes`  | version (u64) ++ borsh(jmt `NodeKey`) | borsh(jmt `Node`)                      |
-//! | `jmt_values` | key hash (32) ++ version (u64)        | tag (1 byte: 0 deleted, 1 present) ++ value |
+//! | `jmt_values` | key hash (32) ++ version (u64)        | tag (1 byte: 0 deleted, 1 present) ++ `0x01 ++ value` |
 //! | `preimages`  | key hash (32)                         | the key                                |
 //! | `latest`     | the key                               | its value in the latest version (present keys only) |
 //! | `meta`       | `b"format"`                           | `b"clearnode-store/v1"`                |
 //! | `meta`       | `b"latest"`                           | version (u64) ++ root hash (32)        |
 //! | `meta`       | `b"root/"` ++ version (u64)           | root hash (32) of that version         |
+//!
+//! The tree's leaves commit to `0x01 ++ value` rather than the bare value, so that empty values
+//! are provable with ics23 (which rejects empty values); `jmt_values` stores that committed
+//! form, [`Store::get`] strips the prefix and [`verify_membership`] adds it back.
 //!
 //! The key hash is SHA-256 of the key (`jmt::KeyHash::with::<sha2::Sha256>`). The value of a key
 //! at version `v` is the `jmt_values` entry of its hash with the greatest version `<= v`. borsh is
@@ -56,6 +60,8 @@ mod commit;
 mod error;
 mod keys;
 pub mod proof;
+mod proof_bytes;
+pub use proof_bytes::{decode_proof, encode_proof};
 mod reader;
 mod store;
 
@@ -69,6 +75,9 @@ pub use store::Store;
 
 /// One write of a block: `(key, Some(value))` sets the key, `(key, None)` deletes it.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// A `(key, value)` pair, as returned by [`Store::scan_prefix_latest`].
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// The root hash of the empty tree (jmt's sparse Merkle placeholder hash).
 pub const EMPTY_ROOT_HASH: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";

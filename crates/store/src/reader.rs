@@ -96,9 +96,7 @@ impl<'a> DbReader<'a> {
         // Bound the iterator to this key hash's entries so that seek_for_prev cannot land on
         // another key's history.
         opts.set_iterate_lower_bound(keys::value_key(key_hash, 0));
-        let mut it = self
-            .snap
-            .raw_iterator_cf_opt(cf(self.db, CF_VALUES)?, opts);
+        let mut it = self.snap.raw_iterator_cf_opt(cf(self.db, CF_VALUES)?, opts);
         it.seek_for_prev(keys::value_key(key_hash, max_version));
         match it.item() {
             Some((k, v)) if k.starts_with(&key_hash.0) => {

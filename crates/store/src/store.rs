@@ -10,7 +10,7 @@ use sha2::Sha256;
 
 use crate::keys::{self, ALL_CFS, CF_LATEST, CF_META, FORMAT_V1, META_FORMAT, META_LATEST};
 use crate::reader::{cf, decode_latest_meta, DbReader};
-use crate::{proof, Committed, StoreError, EMPTY_ROOT_HASH};
+use crate::{proof, Committed, KeyValue, StoreError, EMPTY_ROOT_HASH};
 
 /// RocksDB's limit on open table files (the OS limit is typically 1024).
 const MAX_OPEN_FILES: i32 = 512;
@@ -103,7 +103,10 @@ impl Store {
     pub fn get(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let reader = DbReader::new(&self.db);
         reader.ensure_committed(version)?;
-        reader.value(version, &KeyHash::with::<Sha256>(key))
+        reader
+            .value(version, &KeyHash::with::<Sha256>(key))?
+            .map(keys::strip_leaf_value)
+            .transpose()
     }
 
     /// The value of `key` in the latest committed version (from the flat `latest` map).
@@ -113,7 +116,7 @@ impl Store {
 
     /// All (key, value) pairs of the latest committed version whose key starts with `prefix`,
     /// in key order.
-    pub fn scan_prefix_latest(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix_latest(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut opts = rocksdb::ReadOptions::default();
         if let Some(end) = keys::prefix_successor(prefix) {
             opts.set_iterate_upper_bound(end);
@@ -137,7 +140,9 @@ impl Store {
     /// The value of `key` at the committed `version` and an ics23 proof of its existence (value
     /// present) or non-existence (value absent) against that version's root hash.
     ///
-    /// In an empty tree the non-existence proof has no neighbours; see [`crate::proof`].
+    /// The proof's `ExistenceProof.value` is the committed form `0x01 ++ value`; verify with
+    /// [`crate::verify_membership`], which takes the plain value. In an empty tree the
+    /// non-existence proof has no neighbours. See [`crate::proof`].
     pub fn get_with_proof(
         &self,
         key: &[u8],
@@ -152,8 +157,10 @@ impl Store {
             return Ok((None, proof::empty_tree_proof(key)));
         }
         let tree = jmt::JellyfishMerkleTree::<_, Sha256>::new(&reader);
-        tree.get_with_ics23_proof(key.to_vec(), version)
-            .map_err(StoreError::from_tree)
+        let (leaf, proof) = tree
+            .get_with_ics23_proof(key.to_vec(), version)
+            .map_err(StoreError::from_tree)?;
+        Ok((leaf.map(keys::strip_leaf_value).transpose()?, proof))
     }
 }
 

@@ -31,7 +31,9 @@ fn empty_store() {
 fn prepare_changes_nothing_until_commit() {
     let (_dir, store) = fresh();
     let c0 = apply(&store, vec![set("a", "1")]);
-    let prepared = store.prepare(1, vec![set("a", "2"), set("b", "3")]).unwrap();
+    let prepared = store
+        .prepare(1, vec![set("a", "2"), set("b", "3")])
+        .unwrap();
     assert_eq!(prepared.version(), 1);
     assert_ne!(prepared.root_hash(), c0.root_hash);
     assert_eq!(store.latest().unwrap(), Some(c0));
@@ -88,7 +90,11 @@ fn past_versions_see_old_values_and_deletes() {
     apply(&store, vec![set("k", "v4")]);
     let expected = [some("v0"), some("v1"), None, None, some("v4")];
     for (version, want) in expected.iter().enumerate() {
-        assert_eq!(&store.get(b"k", version as u64).unwrap(), want, "v{version}");
+        assert_eq!(
+            &store.get(b"k", version as u64).unwrap(),
+            want,
+            "v{version}"
+        );
     }
     assert_eq!(store.get(b"other", 4).unwrap(), some("o"));
     assert_eq!(store.get(b"unrelated", 2).unwrap(), None);

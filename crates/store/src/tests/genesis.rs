@@ -6,10 +6,15 @@ use crate::{verify_membership, verify_non_membership, Store, StoreError};
 #[test]
 fn recommitting_genesis_replaces_it() {
     let (_dir, store) = fresh();
-    let old = apply(&store, vec![set("old/a", "1"), set("shared", "old"), set("old/b", "2")]);
+    let old = apply(
+        &store,
+        vec![set("old/a", "1"), set("shared", "old"), set("old/b", "2")],
+    );
     assert_eq!(old.version, 0);
 
-    let prepared = store.prepare(0, vec![set("shared", "new"), set("new/c", "3")]).unwrap();
+    let prepared = store
+        .prepare(0, vec![set("shared", "new"), set("new/c", "3")])
+        .unwrap();
     // Still the old genesis until commit.
     assert_eq!(store.latest().unwrap(), Some(old));
     assert_eq!(store.get_latest(b"old/a").unwrap(), some("1"));
@@ -19,7 +24,10 @@ fn recommitting_genesis_replaces_it() {
 
     // Identical to a store that only ever saw the new genesis.
     let (_d2, reference) = fresh();
-    assert_eq!(apply(&reference, vec![set("shared", "new"), set("new/c", "3")]), new);
+    assert_eq!(
+        apply(&reference, vec![set("shared", "new"), set("new/c", "3")]),
+        new
+    );
 
     assert_eq!(store.latest().unwrap(), Some(new));
     assert_eq!(store.root_hash(0).unwrap(), Some(new.root_hash));

@@ -2,8 +2,8 @@
 
 mod basic;
 mod genesis;
-mod prop;
 mod proofs;
+mod prop;
 
 use tempfile::TempDir;
 

@@ -43,15 +43,28 @@ fn non_membership_proofs_for_absent_and_deleted_keys() {
             verify_non_membership(&c1.root_hash, &proof, absent.as_bytes()),
             "{absent}"
         );
-        assert!(!verify_membership(&c1.root_hash, &proof, absent.as_bytes(), b"v"));
+        assert!(!verify_membership(
+            &c1.root_hash,
+            &proof,
+            absent.as_bytes(),
+            b"v"
+        ));
         // The same proof says nothing about a present key.
-        assert!(!verify_non_membership(&c1.root_hash, &proof, b"acct/03/risk"));
+        assert!(!verify_non_membership(
+            &c1.root_hash,
+            &proof,
+            b"acct/03/risk"
+        ));
     }
 
     // A present key has a membership proof, which is no non-membership proof.
     let (value, proof) = store.get_with_proof(b"acct/03/risk", 1).unwrap();
     assert_eq!(value, some("v"));
-    assert!(!verify_non_membership(&c1.root_hash, &proof, b"acct/03/risk"));
+    assert!(!verify_non_membership(
+        &c1.root_hash,
+        &proof,
+        b"acct/03/risk"
+    ));
 
     // The deleted key was present at version 0.
     let (value, proof) = store.get_with_proof(b"acct/07/risk", 0).unwrap();
@@ -75,7 +88,11 @@ fn proofs_in_a_single_leaf_tree() {
     for absent in ["a", "b", "c", "d", "e", "f"] {
         let (value, proof) = store.get_with_proof(absent.as_bytes(), 0).unwrap();
         assert_eq!(value, None);
-        assert!(verify_non_membership(&c0.root_hash, &proof, absent.as_bytes()));
+        assert!(verify_non_membership(
+            &c0.root_hash,
+            &proof,
+            absent.as_bytes()
+        ));
     }
 }
 
@@ -95,4 +112,24 @@ fn non_membership_in_the_empty_tree() {
 #[test]
 fn spec_is_jmts() {
     assert_eq!(proof_spec(), jmt::ics23_spec());
+}
+
+#[test]
+fn empty_values_are_provable() {
+    let (_dir, store) = fresh();
+    let c0 = apply(&store, vec![set("empty", ""), set("full", "x")]);
+    let (value, proof) = store.get_with_proof(b"empty", 0).unwrap();
+    assert_eq!(value, Some(Vec::new()));
+    assert!(verify_membership(&c0.root_hash, &proof, b"empty", b""));
+    assert!(!verify_membership(&c0.root_hash, &proof, b"empty", b"x"));
+    // Absent keys next to the empty-valued leaf are provable too.
+    for absent in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let (value, proof) = store.get_with_proof(absent.as_bytes(), 0).unwrap();
+        assert_eq!(value, None);
+        assert!(verify_non_membership(
+            &c0.root_hash,
+            &proof,
+            absent.as_bytes()
+        ));
+    }
 }

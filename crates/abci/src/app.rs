@@ -1,0 +1,267 @@
+//! The `Application` implementation and the consensus-side state it guards.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use clearnode_engine::{BlockHeader, Engine, StateSource};
+use clearnode_store::{PreparedCommit, Store, StoreError};
+use clearnode_types::genesis::Genesis;
+use clearnode_types::{Address, TxCode};
+use tendermint_abci::Application;
+use tendermint_proto::v0_38::abci::{
+    response_process_proposal::ProposalStatus, RequestCheckTx, RequestFinalizeBlock, RequestInfo,
+    RequestInitChain, RequestPrepareProposal, RequestProcessProposal, RequestQuery,
+    ResponseCheckTx, ResponseCommit, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
+    ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
+};
+
+use crate::convert::{exec_result, timestamp_parts};
+use crate::mempool;
+use crate::metrics::AppMetrics;
+
+/// Name and version reported in Info.
+#[derive(Debug, Clone)]
+pub struct AppInfo {
+    /// Software version.
+    pub version: String,
+}
+
+/// The consensus-side state: the engine and the block staged for Commit.
+#[derive(Default)]
+pub(crate) struct Consensus {
+    /// `None` until InitChain (or a load of committed state).
+    pub(crate) engine: Option<Engine>,
+    /// The block FinalizeBlock staged, persisted by Commit.
+    pending: Option<PreparedCommit>,
+}
+
+struct Shared {
+    store: Store,
+    metrics: Arc<AppMetrics>,
+    info: AppInfo,
+    consensus: Mutex<Consensus>,
+    /// The mempool's next sequence per signer (lock after `consensus`).
+    mempool: Mutex<BTreeMap<Address, u64>>,
+}
+
+/// The ABCI application. Clones share one state (CometBFT opens four
+/// connections, each served by its own thread with its own clone).
+#[derive(Clone)]
+pub struct ClearnodeApp {
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock aborts the process (see the crate
+    // docs), so a poisoned lock is never observed in practice.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Fatal: the node must stop rather than diverge.
+fn fatal(what: impl std::fmt::Display) -> ! {
+    tracing::error!("fatal: {what}");
+    panic!("fatal: {what}")
+}
+
+struct StoreSource<'a>(&'a Store);
+
+impl StateSource for StoreSource<'_> {
+    type Error = StoreError;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get_latest(key)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.0.scan_prefix_latest(prefix)
+    }
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The committed state does not load.
+    #[error("loading committed state: {0}")]
+    Load(#[from] clearnode_engine::LoadError),
+}
+
+impl ClearnodeApp {
+    /// Opens the application over a store, loading the engine from the last
+    /// committed block if there is one.
+    pub fn new(store: Store, info: AppInfo) -> Result<Self, StartError> {
+        let mut consensus = Consensus::default();
+        if let Some(committed) = store.latest()? {
+            if committed.version > 0 {
+                let engine = Engine::load(&StoreSource(&store))?;
+                tracing::info!(
+                    height = committed.version,
+                    app_hash = hex::encode_upper(committed.root_hash),
+                    "loaded committed state"
+                );
+                consensus.engine = Some(engine);
+            }
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                metrics: Arc::new(AppMetrics::default()),
+                store,
+                info,
+                consensus: Mutex::new(consensus),
+                mempool: Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    /// Counters for the metrics endpoint.
+    pub fn metrics(&self) -> Arc<AppMetrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// The store (read-only use: queries).
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    fn chain_id(&self) -> Option<String> {
+        let consensus = lock(&self.shared.consensus);
+        consensus.engine.as_ref().map(|e| e.chain_id().to_string())
+    }
+}
+
+impl Application for ClearnodeApp {
+    fn info(&self, _request: RequestInfo) -> ResponseInfo {
+        let latest = self.shared.store.latest().unwrap_or_else(|e| fatal(e));
+        let (height, app_hash) = match latest {
+            Some(c) if c.version > 0 => (c.version, c.root_hash.to_vec()),
+            _ => (0, Vec::new()),
+        };
+        ResponseInfo {
+            data: "clearnode".into(),
+            version: self.shared.info.version.clone(),
+            app_version: 1,
+            last_block_height: i64::try_from(height).unwrap_or_else(|e| fatal(e)),
+            last_block_app_hash: app_hash.into(),
+        }
+    }
+
+    fn init_chain(&self, request: RequestInitChain) -> ResponseInitChain {
+        let genesis = Genesis::from_json(&request.app_state_bytes)
+            .unwrap_or_else(|e| fatal(format!("genesis app_state: {e}")));
+        let (seconds, nanos) = timestamp_parts(request.time.as_ref());
+        let (engine, writes) = Engine::init_chain(&request.chain_id, &genesis, seconds, nanos)
+            .unwrap_or_else(|e| fatal(e));
+        let store = &self.shared.store;
+        let prepared = store.prepare(0, writes).unwrap_or_else(|e| fatal(e));
+        let committed = store.commit(prepared).unwrap_or_else(|e| fatal(e));
+        tracing::info!(
+            chain_id = request.chain_id,
+            app_hash = hex::encode_upper(committed.root_hash),
+            "initialized chain from genesis"
+        );
+        lock(&self.shared.consensus).engine = Some(engine);
+        ResponseInitChain {
+            consensus_params: None,
+            validators: Vec::new(),
+            app_hash: committed.root_hash.to_vec().into(),
+        }
+    }
+
+    fn check_tx(&self, request: RequestCheckTx) -> ResponseCheckTx {
+        let consensus = lock(&self.shared.consensus);
+        let Some(engine) = consensus.engine.as_ref() else {
+            return mempool::refused(TxCode::MalformedTx, "the chain is not initialized");
+        };
+        let mut pending = lock(&self.shared.mempool);
+        let response = mempool::check(engine, &mut pending, &request.tx);
+        AppMetrics::count(&self.shared.metrics.check_results, response.code);
+        response
+    }
+
+    fn prepare_proposal(&self, request: RequestPrepareProposal) -> ResponsePrepareProposal {
+        let Some(chain_id) = self.chain_id() else {
+            return ResponsePrepareProposal { txs: Vec::new() };
+        };
+        let limit = usize::try_from(request.max_tx_bytes).unwrap_or(0);
+        ResponsePrepareProposal {
+            txs: mempool::select_for_proposal(&chain_id, request.txs, limit),
+        }
+    }
+
+    fn process_proposal(&self, request: RequestProcessProposal) -> ResponseProcessProposal {
+        let status = match self.chain_id() {
+            Some(chain_id) if mempool::proposal_is_well_formed(&chain_id, &request.txs) => {
+                ProposalStatus::Accept
+            }
+            _ => ProposalStatus::Reject,
+        };
+        ResponseProcessProposal {
+            status: status.into(),
+        }
+    }
+
+    fn finalize_block(&self, request: RequestFinalizeBlock) -> ResponseFinalizeBlock {
+        let mut consensus = lock(&self.shared.consensus);
+        let height = u64::try_from(request.height).unwrap_or_else(|e| fatal(e));
+        let (time_seconds, time_nanos) = timestamp_parts(request.time.as_ref());
+        let engine = consensus
+            .engine
+            .as_mut()
+            .unwrap_or_else(|| fatal("FinalizeBlock before InitChain"));
+        engine
+            .begin_block(BlockHeader {
+                height,
+                time_seconds,
+                time_nanos,
+            })
+            .unwrap_or_else(|e| fatal(e));
+        let mut tx_results = Vec::with_capacity(request.txs.len());
+        for tx in &request.txs {
+            let outcome = engine.deliver_tx(tx).unwrap_or_else(|e| fatal(e));
+            AppMetrics::count(&self.shared.metrics.block_results, outcome.code.number());
+            tx_results.push(exec_result(outcome));
+        }
+        let output = engine.end_block().unwrap_or_else(|e| fatal(e));
+        let prepared = self
+            .shared
+            .store
+            .prepare(height, output.writes)
+            .unwrap_or_else(|e| fatal(e));
+        let app_hash = prepared.root_hash();
+        consensus.pending = Some(prepared);
+        tracing::debug!(height, txs = request.txs.len(), "finalized block");
+        ResponseFinalizeBlock {
+            events: Vec::new(),
+            tx_results,
+            validator_updates: Vec::new(),
+            consensus_param_updates: None,
+            app_hash: app_hash.to_vec().into(),
+        }
+    }
+
+    fn commit(&self) -> ResponseCommit {
+        let mut consensus = lock(&self.shared.consensus);
+        let prepared = consensus
+            .pending
+            .take()
+            .unwrap_or_else(|| fatal("Commit without a finalized block"));
+        let committed = self
+            .shared
+            .store
+            .commit(prepared)
+            .unwrap_or_else(|e| fatal(e));
+        // The mempool is rechecked against the new state from scratch.
+        lock(&self.shared.mempool).clear();
+        self.shared.metrics.committed(committed.version);
+        tracing::info!(
+            height = committed.version,
+            app_hash = hex::encode_upper(committed.root_hash),
+            "committed"
+        );
+        ResponseCommit { retain_height: 0 }
+    }
+
+    fn query(&self, request: RequestQuery) -> ResponseQuery {
+        crate::query::answer(&self.shared.store, request)
+    }
+}
