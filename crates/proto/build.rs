@@ -41,8 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode.audit.v1.GetAccountRiskRequest.account",
         "clearnode.audit.v1.GetSequenceRequest.public_key",
     ];
-    let mut builder = tonic_prost_build::configure()
-        .type_attribute(".clearnode", "#[derive(serde::Serialize)]");
+    let mut builder =
+        tonic_prost_build::configure().type_attribute(".clearnode", "#[derive(serde::Serialize)]");
     for field in hex_fields {
         builder = builder.field_attribute(field, "#[serde(serialize_with = \"crate::hex_bytes\")]");
     }

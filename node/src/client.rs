@@ -229,7 +229,9 @@ impl NodeClient {
         let channel = self.channel.clone();
         let response = match action {
             tx::tx_body::Action::PositionReport(_) => {
-                VenueServiceClient::new(channel).submit_report(request).await
+                VenueServiceClient::new(channel)
+                    .submit_report(request)
+                    .await
             }
             tx::tx_body::Action::DepositCollateral(_) => {
                 CustodianServiceClient::new(channel)
@@ -275,7 +277,15 @@ pub fn run_tx(command: TxCommand) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let (connection, key_name, action, wait) = match command {
-            TxCommand::Deposit { connection, key, account, asset, amount, reference, wait } => {
+            TxCommand::Deposit {
+                connection,
+                key,
+                account,
+                asset,
+                amount,
+                reference,
+                wait,
+            } => {
                 let action = tx::tx_body::Action::DepositCollateral(tx::DepositCollateral {
                     account: parse_address(&account)?.as_bytes().to_vec(),
                     asset,
@@ -284,21 +294,48 @@ pub fn run_tx(command: TxCommand) -> Result<()> {
                 });
                 (connection, key, action, wait)
             }
-            TxCommand::Withdraw { connection, key, asset, amount, wait } => {
-                let action = tx::tx_body::Action::WithdrawCollateral(tx::WithdrawCollateral { asset, amount });
+            TxCommand::Withdraw {
+                connection,
+                key,
+                asset,
+                amount,
+                wait,
+            } => {
+                let action = tx::tx_body::Action::WithdrawCollateral(tx::WithdrawCollateral {
+                    asset,
+                    amount,
+                });
                 (connection, key, action, wait)
             }
-            TxCommand::Authorize { connection, key, venue, revoke, wait } => {
+            TxCommand::Authorize {
+                connection,
+                key,
+                venue,
+                revoke,
+                wait,
+            } => {
                 let action = tx::tx_body::Action::AuthorizeVenue(tx::AuthorizeVenue {
                     venue_id: venue,
                     authorized: !revoke,
                 });
                 (connection, key, action, wait)
             }
-            TxCommand::Report { connection, key, venue, entries, wait } => {
-                let entries = entries.iter().map(|e| parse_entry(e)).collect::<Result<Vec<_>>>()?;
+            TxCommand::Report {
+                connection,
+                key,
+                venue,
+                entries,
+                wait,
+            } => {
+                let entries = entries
+                    .iter()
+                    .map(|e| parse_entry(e))
+                    .collect::<Result<Vec<_>>>()?;
                 let key = key.unwrap_or_else(|| venue.clone());
-                let action = tx::tx_body::Action::PositionReport(tx::PositionReport { venue_id: venue, entries });
+                let action = tx::tx_body::Action::PositionReport(tx::PositionReport {
+                    venue_id: venue,
+                    entries,
+                });
                 (connection, key, action, wait)
             }
         };
@@ -319,7 +356,13 @@ pub fn run_query(command: QueryCommand) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match command {
-            QueryCommand::Account { connection, address, key, height, prove } => {
+            QueryCommand::Account {
+                connection,
+                address,
+                key,
+                height,
+                prove,
+            } => {
                 let account = if key {
                     keys::address(&keys::load(&connection.home, &address)?)
                 } else {
@@ -336,15 +379,28 @@ pub fn run_query(command: QueryCommand) -> Result<()> {
                     .await?;
                 print_json(&response.into_inner())
             }
-            QueryCommand::Market { connection, market, height, prove } => {
+            QueryCommand::Market {
+                connection,
+                market,
+                height,
+                prove,
+            } => {
                 let client = connection.connect().await?;
                 let response = client
                     .audit()
-                    .get_market_risk(audit::GetMarketRiskRequest { market, height, prove })
+                    .get_market_risk(audit::GetMarketRiskRequest {
+                        market,
+                        height,
+                        prove,
+                    })
                     .await?;
                 print_json(&response.into_inner())
             }
-            QueryCommand::System { connection, height, prove } => {
+            QueryCommand::System {
+                connection,
+                height,
+                prove,
+            } => {
                 let client = connection.connect().await?;
                 let response = client
                     .audit()

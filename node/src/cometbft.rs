@@ -27,7 +27,11 @@ pub fn locate(configured: &str) -> Result<PathBuf> {
         bail!("cometbft binary {configured} does not exist");
     }
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|p| p.join("cometbft")).collect())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("cometbft"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(gopath) = std::env::var_os("GOPATH") {
         candidates.push(PathBuf::from(gopath).join("bin/cometbft"));
@@ -107,7 +111,10 @@ async fn stop(child: &mut Child) {
             nix::sys::signal::Signal::SIGTERM,
         );
     }
-    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("cometbft did not stop after SIGTERM; killing it");
         let _ = child.kill().await;
     }

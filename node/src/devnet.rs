@@ -51,7 +51,8 @@ pub struct DevnetArgs {
 }
 
 /// Markets the demo trades, with a position scale (contracts per unit of leverage step).
-const DEMO_MARKETS: [(&str, i64); 3] = [("BTC-PERP", 64_000), ("ETH-PERP", 3_200), ("SOL-PERP", 150)];
+const DEMO_MARKETS: [(&str, i64); 3] =
+    [("BTC-PERP", 64_000), ("ETH-PERP", 3_200), ("SOL-PERP", 150)];
 const DEMO_VENUES: [&str; 3] = ["venue-a", "venue-b", "venue-c"];
 /// Collateral each demo account starts with, in USDC.
 const DEMO_DEPOSIT_USDC: i64 = 50_000;
@@ -149,7 +150,9 @@ struct Signer {
 
 impl Signer {
     async fn submit(&mut self, client: &NodeClient, action: tx::tx_body::Action) -> Result<()> {
-        let response = client.submit(&self.key, self.sequence, action, false).await?;
+        let response = client
+            .submit(&self.key, self.sequence, action, false)
+            .await?;
         if response.code == 0 {
             self.sequence += 1;
         } else {
@@ -258,11 +261,17 @@ async fn fund_and_authorize(
         }
     }
     // Reports for accounts whose authorizations are not committed yet would be refused.
-    let start = client.audit().get_system_risk(audit::GetSystemRiskRequest::default()).await?;
+    let start = client
+        .audit()
+        .get_system_risk(audit::GetSystemRiskRequest::default())
+        .await?;
     let start_height = start.into_inner().context.map_or(0, |c| c.height);
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = client.audit().get_system_risk(audit::GetSystemRiskRequest::default()).await?;
+        let now = client
+            .audit()
+            .get_system_risk(audit::GetSystemRiskRequest::default())
+            .await?;
         if now.into_inner().context.map_or(0, |c| c.height) >= start_height + 2 {
             return Ok(());
         }
@@ -283,10 +292,15 @@ fn demo_entries(
         for (market, price) in DEMO_MARKETS {
             // From 2x to about 18x of the deposit: the riskiest sit near the
             // initial requirement, so price drift moves them between states.
-            let leverage_tenths = 20 + i64::try_from(trader_index % 9).unwrap_or(0) * 20 + random.signed(10);
+            let leverage_tenths =
+                20 + i64::try_from(trader_index % 9).unwrap_or(0) * 20 + random.signed(10);
             let notional = notional_per_leg(leverage_tenths);
             let direction: i64 = if hedger {
-                if venue_index == 0 { 2 } else { -1 }
+                if venue_index == 0 {
+                    2
+                } else {
+                    -1
+                }
             } else if trader_index % 2 == 0 {
                 1
             } else {
@@ -319,7 +333,11 @@ fn milli(value: i64) -> String {
 }
 
 async fn print_status(client: &NodeClient) {
-    match client.audit().get_system_risk(audit::GetSystemRiskRequest::default()).await {
+    match client
+        .audit()
+        .get_system_risk(audit::GetSystemRiskRequest::default())
+        .await
+    {
         Ok(response) => {
             let response = response.into_inner();
             let height = response.context.as_ref().map_or(0, |c| c.height);

@@ -153,8 +153,8 @@ fn render_template(home: &Path, template: &str) -> Result<serde_json::Value> {
 
 fn write_genesis(cometbft_home: &Path, chain_id: &str, app_state: serde_json::Value) -> Result<()> {
     let path = cometbft_home.join("config/genesis.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut genesis: serde_json::Value = serde_json::from_str(&text)?;
     genesis["chain_id"] = chain_id.into();
     genesis["initial_height"] = "1".into();
@@ -165,16 +165,24 @@ fn write_genesis(cometbft_home: &Path, chain_id: &str, app_state: serde_json::Va
 
 fn configure_cometbft(cometbft_home: &Path, args: &InitArgs, ports: &Ports) -> Result<()> {
     let path = cometbft_home.join("config/config.toml");
-    let mut text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let mut text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let settings = [
-        ("", "proxy_app", format!("\"tcp://127.0.0.1:{}\"", ports.abci)),
+        (
+            "",
+            "proxy_app",
+            format!("\"tcp://127.0.0.1:{}\"", ports.abci),
+        ),
         ("", "moniker", format!("\"{}\"", args.moniker)),
         ("rpc", "laddr", format!("\"tcp://127.0.0.1:{}\"", ports.rpc)),
         ("p2p", "laddr", format!("\"tcp://127.0.0.1:{}\"", ports.p2p)),
         ("p2p", "addr_book_strict", "false".to_string()),
         ("p2p", "allow_duplicate_ip", "true".to_string()),
-        ("consensus", "timeout_commit", format!("\"{}\"", args.block_time)),
+        (
+            "consensus",
+            "timeout_commit",
+            format!("\"{}\"", args.block_time),
+        ),
         ("tx_index", "indexer", "\"kv\"".to_string()),
         ("instrumentation", "prometheus", "false".to_string()),
     ];
@@ -217,9 +225,18 @@ mod tests {
     fn set_toml_value_edits_only_the_named_section() {
         let text = "a = 1\n[rpc]\nladdr = \"x\"\n# laddr = comment\n[p2p]\nladdr = \"y\"\n";
         let edited = set_toml_value(text, "p2p", "laddr", "\"z\"").expect("present");
-        assert_eq!(edited, "a = 1\n[rpc]\nladdr = \"x\"\n# laddr = comment\n[p2p]\nladdr = \"z\"\n");
+        assert_eq!(
+            edited,
+            "a = 1\n[rpc]\nladdr = \"x\"\n# laddr = comment\n[p2p]\nladdr = \"z\"\n"
+        );
         assert!(set_toml_value(text, "p2p", "missing", "1").is_none());
-        assert_eq!(set_toml_value(text, "", "a", "2").expect("top").lines().next(), Some("a = 2"));
+        assert_eq!(
+            set_toml_value(text, "", "a", "2")
+                .expect("top")
+                .lines()
+                .next(),
+            Some("a = 2")
+        );
     }
 
     #[test]

@@ -93,8 +93,8 @@ pub fn load(home: &Path, name: &str) -> Result<SigningKey> {
             path.display()
         )
     })?;
-    let file: KeyFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("parsing {}", path.display()))?;
+    let file: KeyFile =
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     let secret = hex::decode(&file.secret_key).context("secret_key is not hex")?;
     let secret: [u8; 32] = secret
         .try_into()

@@ -68,7 +68,9 @@ fn abort_on_panic() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
-        eprintln!("clearnode: stopping after a fatal error; restart to recover from committed state");
+        eprintln!(
+            "clearnode: stopping after a fatal error; restart to recover from committed state"
+        );
         std::process::abort();
     }));
 }

@@ -70,7 +70,7 @@ impl StateSource for StoreSource<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.get_latest(key)
     }
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<clearnode_engine::KeyValue>, StoreError> {
         self.0.scan_prefix_latest(prefix)
     }
 }

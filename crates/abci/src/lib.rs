@@ -23,4 +23,4 @@ mod query;
 
 pub use app::{AppInfo, ClearnodeApp, StartError};
 pub use metrics::AppMetrics;
-pub use query::{QUERY_PATH_APP_HASH, QUERY_PATH_STORE, PROOF_OP_TYPE};
+pub use query::{PROOF_OP_TYPE, QUERY_PATH_APP_HASH, QUERY_PATH_STORE};

@@ -27,11 +27,7 @@ pub fn refused(code: TxCode, log: impl Into<String>) -> ResponseCheckTx {
 
 /// CheckTx: stateless and stateful checks; on success the signer's mempool
 /// sequence advances.
-pub fn check(
-    engine: &Engine,
-    pending: &mut BTreeMap<Address, u64>,
-    tx: &[u8],
-) -> ResponseCheckTx {
+pub fn check(engine: &Engine, pending: &mut BTreeMap<Address, u64>, tx: &[u8]) -> ResponseCheckTx {
     match engine.check_tx(tx, pending) {
         Ok(verified) => {
             pending.insert(verified.signer_address, verified.sequence.saturating_add(1));

@@ -19,7 +19,9 @@ pub struct AppMetrics {
 
 impl AppMetrics {
     pub(crate) fn count(map: &Mutex<BTreeMap<u32, u64>>, code: u32) {
-        let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *map.entry(code).or_default() += 1;
     }
 
@@ -44,14 +46,27 @@ impl AppMetrics {
             self.blocks_committed.load(Ordering::Relaxed)
         ));
         for (name, help, map) in [
-            ("clearnode_block_tx_results_total", "Transaction results in blocks, by code.", &self.block_results),
-            ("clearnode_checktx_results_total", "CheckTx results, by code.", &self.check_results),
+            (
+                "clearnode_block_tx_results_total",
+                "Transaction results in blocks, by code.",
+                &self.block_results,
+            ),
+            (
+                "clearnode_checktx_results_total",
+                "CheckTx results, by code.",
+                &self.check_results,
+            ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let map = map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (code, count) in map.iter() {
-                let code_name = clearnode_types::TxCode::from_number(*code).map_or("unknown", |c| c.name());
-                out.push_str(&format!("{name}{{code=\"{code}\",name=\"{code_name}\"}} {count}\n"));
+                let code_name =
+                    clearnode_types::TxCode::from_number(*code).map_or("unknown", |c| c.name());
+                out.push_str(&format!(
+                    "{name}{{code=\"{code}\",name=\"{code_name}\"}} {count}\n"
+                ));
             }
         }
         out

@@ -36,7 +36,7 @@ fn error(code: u32, log: impl Into<String>) -> ResponseQuery {
 pub fn answer(store: &Store, request: RequestQuery) -> ResponseQuery {
     let version = match resolve_version(store, request.height) {
         Ok(version) => version,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match request.path.as_str() {
         QUERY_PATH_STORE | "store" => read(store, &request.data, version, request.prove),
@@ -56,19 +56,19 @@ pub fn answer(store: &Store, request: RequestQuery) -> ResponseQuery {
     }
 }
 
-fn resolve_version(store: &Store, height: i64) -> Result<u64, ResponseQuery> {
+fn resolve_version(store: &Store, height: i64) -> Result<u64, Box<ResponseQuery>> {
     let latest = match store.latest() {
         Ok(Some(committed)) => committed.version,
-        Ok(None) => return Err(error(CODE_NO_STATE, "nothing committed yet")),
-        Err(e) => return Err(error(CODE_STORE, e.to_string())),
+        Ok(None) => return Err(Box::new(error(CODE_NO_STATE, "nothing committed yet"))),
+        Err(e) => return Err(Box::new(error(CODE_STORE, e.to_string()))),
     };
     match u64::try_from(height) {
         Ok(0) => Ok(latest),
         Ok(h) if h <= latest => Ok(h),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             CODE_NO_STATE,
             format!("height {height} is not committed (latest {latest})"),
-        )),
+        ))),
     }
 }
 

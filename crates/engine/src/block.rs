@@ -250,8 +250,8 @@ impl Engine {
                 .accounts
                 .get(address)
                 .and_then(|a| a.positions.get(&(market.clone(), venue.clone())));
-            let value = position
-                .map(|p| codec::position_to_pb(address, market, venue, p).encode_to_vec());
+            let value =
+                position.map(|p| codec::position_to_pb(address, market, venue, p).encode_to_vec());
             writes.push((key, value));
         }
         for market_id in &dirty_markets {
@@ -260,7 +260,11 @@ impl Engine {
                 .markets
                 .get(market_id)
                 .ok_or_else(|| invariant(format!("position in unlisted market {market_id}")))?;
-            let totals = self.state.market_totals.entry(market_id.clone()).or_default();
+            let totals = self
+                .state
+                .market_totals
+                .entry(market_id.clone())
+                .or_default();
             let aggregate = codec::market_aggregate_to_pb(market, totals).map_err(invariant)?;
             writes.push((
                 keys::market_aggregate(market_id),
@@ -311,7 +315,10 @@ impl Engine {
         }
         let mut collateral_totals = Vec::new();
         for (asset, ledger) in &state.ledgers {
-            let balance = ledger.deposited.checked_sub(ledger.withdrawn).map_err(invariant)?;
+            let balance = ledger
+                .deposited
+                .checked_sub(ledger.withdrawn)
+                .map_err(invariant)?;
             collateral_totals.push(pb::AssetAmount {
                 asset: asset.to_string(),
                 amount: balance.to_string(),

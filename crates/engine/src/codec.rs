@@ -8,8 +8,7 @@ use clearnode_types::{Address, AssetId, MarketId, VenueId};
 
 use crate::margin::{Exposure, Health, Risk};
 use crate::state::{
-    Account, Asset, ChainInfo, Ledger, Market, MarketTotals, Params, Position, SystemTotals,
-    Venue,
+    Account, Asset, ChainInfo, Ledger, Market, MarketTotals, Params, Position, SystemTotals, Venue,
 };
 
 /// A stored value that does not decode: the database is corrupt or foreign.
@@ -33,7 +32,8 @@ fn parse<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T, Deco
 where
     T::Err: std::fmt::Display,
 {
-    text.parse().map_err(|e: T::Err| bad(what, format!("{text:?}: {e}")))
+    text.parse()
+        .map_err(|e: T::Err| bad(what, format!("{text:?}: {e}")))
 }
 
 fn ratio(ppm: u64) -> Ratio {
@@ -284,8 +284,8 @@ pub fn risk_from_pb(value: pb::AccountRisk) -> Result<(Address, Risk), DecodeErr
             maintenance: parse("risk", &e.maintenance_requirement)?,
         });
     }
-    let net_notional = Money::checked_sum(exposures.iter().map(|e| e.net_notional))
-        .map_err(|e| bad("risk", e))?;
+    let net_notional =
+        Money::checked_sum(exposures.iter().map(|e| e.net_notional)).map_err(|e| bad("risk", e))?;
     Ok((
         address,
         Risk {
@@ -320,7 +320,9 @@ pub fn market_aggregate_to_pb(
         gross_notional: gross
             .notional(price, clearnode_num::Rounding::Ceil)?
             .to_string(),
-        net_notional: net.notional(price, clearnode_num::Rounding::Ceil)?.to_string(),
+        net_notional: net
+            .notional(price, clearnode_num::Rounding::Ceil)?
+            .to_string(),
         venues: totals
             .venues
             .iter()

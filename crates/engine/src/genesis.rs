@@ -118,7 +118,10 @@ impl Engine {
             writes.push((keys::ledger(id), Some(ledger.encode_to_vec())));
         }
         for (id, venue) in &state.venues {
-            writes.push((keys::venue(id), Some(codec::venue_to_pb(venue).encode_to_vec())));
+            writes.push((
+                keys::venue(id),
+                Some(codec::venue_to_pb(venue).encode_to_vec()),
+            ));
         }
         writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
         writes.sort_by(|a, b| a.0.cmp(&b.0));

@@ -29,7 +29,7 @@ pub mod state;
 pub mod testkit;
 
 pub use block::{BlockHeader, BlockOutput, Engine, Event, TxOutcome, Write};
-pub use load::{LoadError, StateSource};
+pub use load::{KeyValue, LoadError, StateSource};
 
 /// Fatal engine errors. A rejected transaction is not an error: it is a
 /// [`TxOutcome`] with a code.

@@ -11,6 +11,9 @@ use crate::codec::{self, DecodeError};
 use crate::keys;
 use crate::state::{State, SystemTotals};
 
+/// A stored key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Read access to committed state, as the engine needs it to load.
 pub trait StateSource {
     /// The source's error.
@@ -18,7 +21,7 @@ pub trait StateSource {
     /// The value of a key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error>;
     /// All pairs whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Self::Error>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, Self::Error>;
 }
 
 /// Why the state could not be loaded.
@@ -49,7 +52,7 @@ fn required<S: StateSource>(source: &S, key: Vec<u8>) -> Result<Vec<u8>, LoadErr
         .ok_or_else(|| LoadError::Missing(String::from_utf8_lossy(&key).into_owned()))
 }
 
-fn scan<S: StateSource>(source: &S, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LoadError> {
+fn scan<S: StateSource>(source: &S, prefix: &[u8]) -> Result<Vec<KeyValue>, LoadError> {
     source
         .scan_prefix(prefix)
         .map_err(|e| LoadError::Source(e.to_string()))
@@ -59,7 +62,10 @@ impl Engine {
     /// Loads the engine from the latest committed state. Running totals are
     /// rebuilt from the accounts, so they never drift from what is stored.
     pub fn load<S: StateSource>(source: &S) -> Result<Engine, LoadError> {
-        let chain = codec::chain_info_from_pb(decode("chain info", &required(source, keys::chain_info())?)?);
+        let chain = codec::chain_info_from_pb(decode(
+            "chain info",
+            &required(source, keys::chain_info())?,
+        )?);
         let params = codec::params_from_pb(decode("params", &required(source, keys::params())?)?)?;
         let custodian: pb::Custodian = decode("custodian", &required(source, keys::custodian())?)?;
         let mut state = State {
@@ -77,7 +83,9 @@ impl Engine {
         };
         for (_, value) in scan(source, keys::MARKET_PREFIX)? {
             let market = codec::market_from_pb(decode("market", &value)?)?;
-            state.market_totals.insert(market.id.clone(), Default::default());
+            state
+                .market_totals
+                .insert(market.id.clone(), Default::default());
             state.markets.insert(market.id.clone(), market);
         }
         for (_, value) in scan(source, keys::ASSET_PREFIX)? {

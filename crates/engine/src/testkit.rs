@@ -36,7 +36,8 @@ pub fn address_of(key: &SigningKey) -> Address {
 }
 
 fn price(text: &str) -> clearnode_num::Price {
-    text.parse().unwrap_or_else(|_| unreachable!("fixture price"))
+    text.parse()
+        .unwrap_or_else(|_| unreachable!("fixture price"))
 }
 
 /// Two markets, two collateral assets, three active venues and an inactive one.
@@ -56,7 +57,9 @@ pub fn genesis() -> Genesis {
         ],
         assets: vec![
             GenesisAsset {
-                id: "USDC".parse().unwrap_or_else(|_| unreachable!("fixture id")),
+                id: "USDC"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("fixture id")),
                 oracle_price: price("1"),
                 haircut_ppm: 0,
             },
@@ -120,20 +123,24 @@ impl Signer {
 
     /// A deposit (the signer must be the custodian to succeed).
     pub fn deposit(&mut self, account: Address, asset: &str, amount: &str) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::DepositCollateral(pb::DepositCollateral {
-            account: account.as_bytes().to_vec(),
-            asset: asset.into(),
-            amount: amount.into(),
-            reference: format!("wire-{}", self.sequence),
-        }))
+        self.sign(pb::tx_body::Action::DepositCollateral(
+            pb::DepositCollateral {
+                account: account.as_bytes().to_vec(),
+                asset: asset.into(),
+                amount: amount.into(),
+                reference: format!("wire-{}", self.sequence),
+            },
+        ))
     }
 
     /// A withdrawal by the signer's account.
     pub fn withdraw(&mut self, asset: &str, amount: &str) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::WithdrawCollateral(pb::WithdrawCollateral {
-            asset: asset.into(),
-            amount: amount.into(),
-        }))
+        self.sign(pb::tx_body::Action::WithdrawCollateral(
+            pb::WithdrawCollateral {
+                asset: asset.into(),
+                amount: amount.into(),
+            },
+        ))
     }
 
     /// Authorizes (or revokes) a venue for the signer's account.

@@ -130,7 +130,11 @@ impl AuditService for AuditApi {
             .market
             .parse()
             .map_err(|e| Status::invalid_argument(format!("market: {e}")))?;
-        let read = self.read(keys::market_aggregate(&market), request.height, request.prove)?;
+        let read = self.read(
+            keys::market_aggregate(&market),
+            request.height,
+            request.prove,
+        )?;
         let aggregate = read
             .value
             .ok_or_else(|| Status::not_found(format!("no market {market}")))?;

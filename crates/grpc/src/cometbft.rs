@@ -137,7 +137,8 @@ impl CometRpc {
         params: serde_json::Value,
     ) -> Result<T, RpcError> {
         let url = self.base.clone();
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let response = self
             .http
             .post(&url)

@@ -60,7 +60,9 @@ pub async fn serve(
     store: Store,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let submitter = Submitter::new(config);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter

@@ -28,7 +28,10 @@ impl Service {
         matches!(
             (self, action),
             (Service::Venue, Action::PositionReport(_))
-                | (Service::Account, Action::Withdraw(_) | Action::AuthorizeVenue(_))
+                | (
+                    Service::Account,
+                    Action::Withdraw(_) | Action::AuthorizeVenue(_)
+                )
                 | (Service::Custodian, Action::Deposit(_))
         )
     }
@@ -36,7 +39,9 @@ impl Service {
     fn name(self) -> &'static str {
         match self {
             Service::Venue => "VenueService.SubmitReport takes position reports",
-            Service::Account => "AccountService.SubmitAccountTx takes withdrawals and venue authorizations",
+            Service::Account => {
+                "AccountService.SubmitAccountTx takes withdrawals and venue authorizations"
+            }
             Service::Custodian => "CustodianService.SubmitDeposit takes deposits",
         }
     }
@@ -50,7 +55,14 @@ pub struct Submitter {
 }
 
 fn unavailable(error: RpcError) -> Status {
-    Status::unavailable(error.to_string())
+    match &error {
+        // CometBFT's mempool cache refuses bytes it has seen: the same signed
+        // transaction can never be applied twice.
+        RpcError::Rpc(message) if message.contains("tx already exists in cache") => {
+            Status::already_exists("this exact transaction was already submitted")
+        }
+        _ => Status::unavailable(error.to_string()),
+    }
 }
 
 impl Submitter {

@@ -8,9 +8,7 @@ use clearnode_num::{Price, Quantity};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AssetId, MarketId, VenueId};
-use crate::limits::{
-    GENESIS_ENTRIES_MAX, PRICE_UNITS_MAX, QUANTITY_UNITS_MAX, REPORT_ENTRIES_MAX,
-};
+use crate::limits::{GENESIS_ENTRIES_MAX, PRICE_UNITS_MAX, QUANTITY_UNITS_MAX, REPORT_ENTRIES_MAX};
 
 /// Parts per million in 1.0.
 pub const PPM_ONE: u64 = 1_000_000;
@@ -160,7 +158,9 @@ impl Genesis {
         let prices = prices.chain(self.assets.iter().map(|a| (a.id.as_str(), a.oracle_price)));
         for (id, price) in prices {
             if price > crate::tx::price_max() {
-                return Err(GenesisError(format!("{id}: price above {PRICE_UNITS_MAX} USD")));
+                return Err(GenesisError(format!(
+                    "{id}: price above {PRICE_UNITS_MAX} USD"
+                )));
             }
         }
         for asset in &self.assets {

@@ -33,7 +33,9 @@ const _: () = assert!(
         < (i128::MAX as u128) / POSITIONS_PER_ACCOUNT_MAX / 4
 );
 const _: () = assert!(
-    (BALANCE_UNITS_MAX as u128) * (PRICE_UNITS_MAX as u128) * MICRO_USD_PER_USD
+    (BALANCE_UNITS_MAX as u128)
+        * (PRICE_UNITS_MAX as u128)
+        * MICRO_USD_PER_USD
         * (GENESIS_ENTRIES_MAX as u128)
         < (i128::MAX as u128) / 4
 );

@@ -155,8 +155,12 @@ pub fn verify_tx(bytes: &[u8], chain_id: &str) -> Result<VerifiedTx, TxRejection
     }
     let envelope = pb::Tx::decode(bytes)
         .map_err(|e| reject(TxCode::MalformedTx, format!("not a clearnode Tx: {e}")))?;
-    let signer = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice())
-        .map_err(|_| reject(TxCode::InvalidPublicKey, "signer public key is not 32 bytes"))?;
+    let signer = <[u8; 32]>::try_from(envelope.signer_public_key.as_slice()).map_err(|_| {
+        reject(
+            TxCode::InvalidPublicKey,
+            "signer public key is not 32 bytes",
+        )
+    })?;
     let verifying_key = VerifyingKey::from_bytes(&signer)
         .map_err(|_| reject(TxCode::InvalidPublicKey, "signer public key is not ed25519"))?;
     let signature = Signature::from_slice(&envelope.signature)
@@ -263,7 +267,10 @@ fn address_field(name: &str, bytes: &[u8]) -> Result<Address, TxRejection> {
     Address::from_slice(bytes).ok_or_else(|| {
         reject(
             TxCode::InvalidField,
-            format!("{name} must be a 20-byte address, got {} bytes", bytes.len()),
+            format!(
+                "{name} must be a 20-byte address, got {} bytes",
+                bytes.len()
+            ),
         )
     })
 }
@@ -291,7 +298,10 @@ where
 /// A quantity within +-`QUANTITY_UNITS_MAX`.
 pub fn bounded_quantity(name: &str, text: &str) -> Result<Quantity, TxRejection> {
     let quantity: Quantity = decimal(name, text)?;
-    if quantity.abs().map_or(true, |q| q > Quantity::from_units(QUANTITY_UNITS_MAX)) {
+    if quantity
+        .abs()
+        .map_or(true, |q| q > Quantity::from_units(QUANTITY_UNITS_MAX))
+    {
         return Err(reject(
             TxCode::InvalidAmount,
             format!("{name} {text} exceeds {QUANTITY_UNITS_MAX} units"),

@@ -29,7 +29,7 @@ impl StateSource for MemoryState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error> {
         Ok(self.0.get(key).cloned())
     }
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Self::Error> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<crate::KeyValue>, Self::Error> {
         Ok(self
             .0
             .range(prefix.to_vec()..)
@@ -74,7 +74,11 @@ impl Chain {
     }
 
     fn risk(&self, account: clearnode_types::Address) -> pb::AccountRisk {
-        let bytes = self.committed.0.get(&crate::keys::risk(&account)).expect("risk stored");
+        let bytes = self
+            .committed
+            .0
+            .get(&crate::keys::risk(&account))
+            .expect("risk stored");
         pb::AccountRisk::decode(bytes.as_slice()).expect("decodes")
     }
 }
@@ -82,7 +86,10 @@ impl Chain {
 /// An account with 10,000 USDC that authorized venues a and b.
 fn funded_trader(chain: &mut Chain, seed: u8) -> Signer {
     let mut custodian = Signer::new(custodian_key());
-    custodian.sequence = chain.engine.state().next_sequence(&address_of(&custodian.key));
+    custodian.sequence = chain
+        .engine
+        .state()
+        .next_sequence(&address_of(&custodian.key));
     let mut trader = Signer::new(key(seed));
     let txs = [
         custodian.deposit(trader.address(), "USDC", "10000"),
@@ -177,9 +184,21 @@ fn every_stateful_rejection_has_its_code_and_changes_nothing() {
         signer
     }
     let cases: Vec<(&str, Vec<u8>, TxCode)> = vec![
-        ("replayed sequence", replayed.authorize("venue-c", true), TxCode::WrongSequence),
-        ("deposit by a stranger", at(&state, &mut impostor).deposit(a, "USDC", "1"), TxCode::NotCustodian),
-        ("unknown venue", at(&state, &mut trader).authorize("venue-zz", true), TxCode::UnknownVenue),
+        (
+            "replayed sequence",
+            replayed.authorize("venue-c", true),
+            TxCode::WrongSequence,
+        ),
+        (
+            "deposit by a stranger",
+            at(&state, &mut impostor).deposit(a, "USDC", "1"),
+            TxCode::NotCustodian,
+        ),
+        (
+            "unknown venue",
+            at(&state, &mut trader).authorize("venue-zz", true),
+            TxCode::UnknownVenue,
+        ),
         (
             "report signed by another key",
             at(&state, &mut impostor).report("venue-a", &[(a, "BTC-PERP", "1", "60000")]),
@@ -210,7 +229,11 @@ fn every_stateful_rejection_has_its_code_and_changes_nothing() {
             at(&state, &mut venue_a).report("venue-a", &[(a, "BTC-PERP", "100001", "60000")]),
             TxCode::PositionTooLarge,
         ),
-        ("unknown asset", at(&state, &mut trader).withdraw("DOGE", "1"), TxCode::UnknownAsset),
+        (
+            "unknown asset",
+            at(&state, &mut trader).withdraw("DOGE", "1"),
+            TxCode::UnknownAsset,
+        ),
         (
             "more than the balance",
             at(&state, &mut trader).withdraw("USDC", "10000.01"),
@@ -232,7 +255,10 @@ fn every_stateful_rejection_has_its_code_and_changes_nothing() {
         assert_eq!(after, before, "{name} changed the state");
     }
     at(&state, &mut trader);
-    assert_eq!(chain.block(&[trader.withdraw("USDC", "4000")]), vec![TxCode::Ok]);
+    assert_eq!(
+        chain.block(&[trader.withdraw("USDC", "4000")]),
+        vec![TxCode::Ok]
+    );
 }
 
 #[test]
@@ -264,10 +290,17 @@ fn aggregates_follow_reports() {
     let mut venue_a = Signer::new(venue_key(0));
     let mut venue_b = Signer::new(venue_key(1));
     chain.block(&[
-        venue_a.report("venue-a", &[(t1, "BTC-PERP", "1", "60000"), (t2, "BTC-PERP", "-1", "60000")]),
+        venue_a.report(
+            "venue-a",
+            &[
+                (t1, "BTC-PERP", "1", "60000"),
+                (t2, "BTC-PERP", "-1", "60000"),
+            ],
+        ),
         venue_b.report("venue-b", &[(t1, "BTC-PERP", "-0.25", "60000")]),
     ]);
-    let bytes = &chain.committed.0[&crate::keys::market_aggregate(&"BTC-PERP".parse().expect("id"))];
+    let bytes =
+        &chain.committed.0[&crate::keys::market_aggregate(&"BTC-PERP".parse().expect("id"))];
     let market = pb::MarketAggregate::decode(bytes.as_slice()).expect("decodes");
     assert_eq!(market.long_open_interest, "1");
     assert_eq!(market.short_open_interest, "1.25");
@@ -277,10 +310,9 @@ fn aggregates_follow_reports() {
     assert_eq!(market.net_notional, "105000");
     assert_eq!(market.accounts_with_position, 2);
     assert_eq!(market.venues.len(), 2);
-    let system = pb::SystemAggregate::decode(
-        chain.committed.0[&crate::keys::system_aggregate()].as_slice(),
-    )
-    .expect("decodes");
+    let system =
+        pb::SystemAggregate::decode(chain.committed.0[&crate::keys::system_aggregate()].as_slice())
+            .expect("decodes");
     assert_eq!(system.total_equity, "20000");
     assert_eq!(system.net_notional, "105000");
     assert_eq!(system.aggregate_leverage, "5.25");

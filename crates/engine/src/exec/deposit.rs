@@ -9,11 +9,18 @@ use super::reject;
 use crate::block::{Engine, Event};
 use crate::state::State;
 
-pub(super) fn validate(state: &State, tx: &VerifiedTx, deposit: &Deposit) -> Result<(), TxRejection> {
+pub(super) fn validate(
+    state: &State,
+    tx: &VerifiedTx,
+    deposit: &Deposit,
+) -> Result<(), TxRejection> {
     if tx.signer != state.custodian {
         return Err(reject(
             TxCode::NotCustodian,
-            format!("deposits are signed by the custodian, not {}", tx.signer_address),
+            format!(
+                "deposits are signed by the custodian, not {}",
+                tx.signer_address
+            ),
         ));
     }
     if !state.assets.contains_key(&deposit.asset) {
@@ -34,7 +41,10 @@ pub(super) fn validate(state: &State, tx: &VerifiedTx, deposit: &Deposit) -> Res
     if !within {
         return Err(reject(
             TxCode::BalanceTooLarge,
-            format!("balance of {} would exceed {BALANCE_UNITS_MAX}", deposit.asset),
+            format!(
+                "balance of {} would exceed {BALANCE_UNITS_MAX}",
+                deposit.asset
+            ),
         ));
     }
     Ok(())
@@ -47,7 +57,10 @@ impl Engine {
         let balance = account.collateral.entry(deposit.asset.clone()).or_default();
         *balance = balance.checked_add(deposit.amount).map_err(overflow)?;
         let ledger = self.state.ledgers.entry(deposit.asset.clone()).or_default();
-        ledger.deposited = ledger.deposited.checked_add(deposit.amount).map_err(overflow)?;
+        ledger.deposited = ledger
+            .deposited
+            .checked_add(deposit.amount)
+            .map_err(overflow)?;
         let block = self.context()?;
         let flow = block.flows.entry(deposit.asset.clone()).or_default();
         *flow = flow.checked_add(deposit.amount).map_err(overflow)?;

@@ -75,8 +75,15 @@ impl Engine {
         } else {
             account.collateral.insert(withdraw.asset.clone(), remaining);
         }
-        let ledger = self.state.ledgers.entry(withdraw.asset.clone()).or_default();
-        ledger.withdrawn = ledger.withdrawn.checked_add(withdraw.amount).map_err(arithmetic)?;
+        let ledger = self
+            .state
+            .ledgers
+            .entry(withdraw.asset.clone())
+            .or_default();
+        ledger.withdrawn = ledger
+            .withdrawn
+            .checked_add(withdraw.amount)
+            .map_err(arithmetic)?;
         let block = self.context()?;
         let flow = block.flows.entry(withdraw.asset.clone()).or_default();
         *flow = flow.checked_sub(withdraw.amount).map_err(arithmetic)?;

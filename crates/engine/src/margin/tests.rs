@@ -40,9 +40,10 @@ fn assets() -> BTreeMap<AssetId, Asset> {
 fn account(collateral_usdc: i64, positions: &[(usize, i64, i64)]) -> Account {
     let venues = ["venue-a", "venue-b", "venue-c"];
     let mut account = Account::default();
-    account
-        .collateral
-        .insert("USDC".parse().expect("id"), Quantity::from_units(collateral_usdc));
+    account.collateral.insert(
+        "USDC".parse().expect("id"),
+        Quantity::from_units(collateral_usdc),
+    );
     for &(venue, size_milli, entry) in positions {
         let key = (
             "BTC-PERP".parse::<MarketId>().expect("id"),
@@ -63,7 +64,8 @@ fn account(collateral_usdc: i64, positions: &[(usize, i64, i64)]) -> Account {
 #[test]
 fn collateral_counts_after_haircut() {
     let mut a = account(1000, &[]);
-    a.collateral.insert("ETH".parse().expect("id"), Quantity::from_units(2));
+    a.collateral
+        .insert("ETH".parse().expect("id"), Quantity::from_units(2));
     let value = collateral_value(&a.collateral, &assets()).expect("value");
     assert_eq!(value, Money::from_units(1000 + 5400));
 }
@@ -81,12 +83,13 @@ fn health_boundaries() {
 }
 
 fn positions_strategy() -> impl Strategy<Value = Vec<(usize, i64, i64)>> {
-    proptest::collection::vec((0usize..3, -5_000i64..5_000, 40_000i64..80_000), 0..3)
-        .prop_map(|mut p| {
+    proptest::collection::vec((0usize..3, -5_000i64..5_000, 40_000i64..80_000), 0..3).prop_map(
+        |mut p| {
             p.sort_by_key(|x| x.0);
             p.dedup_by_key(|x| x.0);
             p
-        })
+        },
+    )
 }
 
 proptest! {

@@ -78,7 +78,10 @@ fn each_stateless_rejection_has_its_code() {
         signer_public_key: key(1).verifying_key().to_bytes().to_vec(),
         signature: key(1).sign(&sign_bytes(&[0xff; 4])).to_bytes().to_vec(),
     };
-    assert_eq!(code_of(&garbage_body.encode_to_vec()), TxCode::MalformedBody);
+    assert_eq!(
+        code_of(&garbage_body.encode_to_vec()),
+        TxCode::MalformedBody
+    );
 
     let mut other_chain = good.clone();
     other_chain.chain_id = "other".into();
@@ -92,13 +95,28 @@ fn each_stateless_rejection_has_its_code() {
     assert_eq!(code_of(&sign_tx(&key(1), &empty)), TxCode::MissingAction);
 
     let cases = [
-        (report(vec![entry(9, "bad market", "1", "1")]), TxCode::InvalidField),
-        (report(vec![entry(9, "BTC-PERP", "1.2.3", "1")]), TxCode::InvalidAmount),
-        (report(vec![entry(9, "BTC-PERP", "1", "0")]), TxCode::InvalidAmount),
-        (report(vec![entry(9, "BTC-PERP", "1", "-5")]), TxCode::InvalidAmount),
+        (
+            report(vec![entry(9, "bad market", "1", "1")]),
+            TxCode::InvalidField,
+        ),
+        (
+            report(vec![entry(9, "BTC-PERP", "1.2.3", "1")]),
+            TxCode::InvalidAmount,
+        ),
+        (
+            report(vec![entry(9, "BTC-PERP", "1", "0")]),
+            TxCode::InvalidAmount,
+        ),
+        (
+            report(vec![entry(9, "BTC-PERP", "1", "-5")]),
+            TxCode::InvalidAmount,
+        ),
         (report(vec![]), TxCode::TooManyEntries),
         (
-            report(vec![entry(9, "BTC-PERP", "1", "1"), entry(9, "BTC-PERP", "2", "1")]),
+            report(vec![
+                entry(9, "BTC-PERP", "1", "1"),
+                entry(9, "BTC-PERP", "2", "1"),
+            ]),
             TxCode::DuplicateEntry,
         ),
         (
@@ -119,7 +137,11 @@ fn each_stateless_rejection_has_its_code() {
         ),
     ];
     for (action, expected) in cases {
-        assert_eq!(code_of(&sign_tx(&key(1), &body(action.clone()))), expected, "{action:?}");
+        assert_eq!(
+            code_of(&sign_tx(&key(1), &body(action.clone()))),
+            expected,
+            "{action:?}"
+        );
     }
 }
 
