@@ -50,7 +50,7 @@
 //! # Never
 //!
 //! This crate must never depend on clocks, I/O, randomness, hash-map
-//! iteration order or floating point (`f32`/`f64`). Any of those would make
+//! iteration order or binary floating point. Any of those would make
 //! the state machine non-deterministic.
 
 #![forbid(unsafe_code)]
