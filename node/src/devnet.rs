@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::client::NodeClient;
 use crate::config::{NodeConfig, CONFIG_FILE};
-use crate::init::{init_home, InitArgs};
+use crate::init::{init_home, InitArgs, NodeSetup};
 use crate::{keys, start};
 
 /// Arguments of `devnet`.
@@ -39,15 +39,9 @@ pub struct DevnetArgs {
     /// Stop after this many rounds of reports (default: run until Ctrl-C).
     #[arg(long)]
     pub rounds: Option<u64>,
-    /// First of five consecutive ports: P2P, RPC, ABCI, gRPC, metrics.
-    #[arg(long, default_value_t = 26656)]
-    pub port_base: u16,
-    /// Target block interval.
-    #[arg(long, default_value = "1s")]
-    pub block_time: String,
-    /// The cometbft binary (default: PATH, then ~/go/bin).
-    #[arg(long, default_value = "")]
-    pub cometbft_bin: String,
+    /// Ports, block time and the cometbft binary.
+    #[command(flatten)]
+    pub setup: NodeSetup,
 }
 
 /// Markets the demo trades, with a position scale (contracts per unit of leverage step).
@@ -69,9 +63,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             chain_id: "clearnode-devnet".into(),
             moniker: "devnet-validator".into(),
             template: None,
-            port_base: args.port_base,
-            block_time: args.block_time.clone(),
-            cometbft_bin: args.cometbft_bin.clone(),
+            setup: args.setup.clone(),
         })?;
     }
     let config = NodeConfig::load(&args.home)?;

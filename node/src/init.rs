@@ -31,6 +31,15 @@ pub struct InitArgs {
     /// Genesis template (default: the built-in genesis/devnet.json).
     #[arg(long)]
     pub template: Option<PathBuf>,
+    /// Ports, block time and the cometbft binary.
+    #[command(flatten)]
+    pub setup: NodeSetup,
+}
+
+/// What `init` and `devnet` share: where the node listens, how fast it
+/// makes blocks, and which cometbft it runs.
+#[derive(Args, Clone)]
+pub struct NodeSetup {
     /// First of five consecutive ports: P2P, RPC, ABCI, gRPC, metrics.
     #[arg(long, default_value_t = 26656)]
     pub port_base: u16,
@@ -65,12 +74,12 @@ pub fn init_home(args: &InitArgs) -> Result<NodeConfig> {
             home.display()
         );
     }
-    let ports = Ports::from_base(args.port_base)?;
+    let ports = Ports::from_base(args.setup.port_base)?;
     for dir in ["keys", "data", "logs"] {
         std::fs::create_dir_all(home.join(dir))
             .with_context(|| format!("creating {}", home.join(dir).display()))?;
     }
-    let bin = cometbft::locate(&args.cometbft_bin)?;
+    let bin = cometbft::locate(&args.setup.cometbft_bin)?;
     cometbft::check_version(&bin)?;
     let cometbft_home = home.join("cometbft");
     cometbft::init_home(&bin, &cometbft_home)?;
@@ -91,7 +100,7 @@ pub fn init_home(args: &InitArgs) -> Result<NodeConfig> {
         metrics_addr: format!("127.0.0.1:{}", ports.metrics),
         cometbft_rpc: format!("http://127.0.0.1:{}", ports.rpc),
         cometbft_home: PathBuf::from("cometbft"),
-        cometbft_bin: args.cometbft_bin.clone(),
+        cometbft_bin: args.setup.cometbft_bin.clone(),
         db_dir: PathBuf::from("data/clearnode.db"),
         commit_timeout_seconds: 30,
     };
@@ -181,7 +190,7 @@ fn configure_cometbft(cometbft_home: &Path, args: &InitArgs, ports: &Ports) -> R
         (
             "consensus",
             "timeout_commit",
-            format!("\"{}\"", args.block_time),
+            format!("\"{}\"", args.setup.block_time),
         ),
         ("tx_index", "indexer", "\"kv\"".to_string()),
         ("instrumentation", "prometheus", "false".to_string()),

@@ -30,7 +30,7 @@ use tonic::transport::Channel;
 pub const CHAIN_ID: &str = "clearnode-e2e";
 
 /// Five consecutive free ports.
-fn free_port_base() -> u16 {
+pub fn free_port_base() -> u16 {
     let seed = u16::try_from(std::process::id() % 400).unwrap();
     for attempt in 0..200u16 {
         let base = 21_000 + ((seed + attempt * 7) % 400) * 10;

@@ -1,0 +1,98 @@
+//! `clearnode tx` and `clearnode query` against a running node: keys from
+//! the home, sequences from the node, JSON out.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::TestNode;
+
+fn cli(node: &TestNode, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
+        .args(args)
+        .arg("--home")
+        .arg(node.home())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "clearnode {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_signs_submits_and_queries() {
+    let mut node = TestNode::init();
+    node.start();
+    node.client().await;
+    let keygen = Command::new(env!("CARGO_BIN_EXE_clearnode"))
+        .args(["keys", "generate", "alice", "--home"])
+        .arg(node.home())
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let listing = String::from_utf8_lossy(&keygen.stdout).to_string();
+    let address = listing.split("address=").nth(1).unwrap().trim().to_string();
+
+    let deposit = cli(
+        &node,
+        &[
+            "tx",
+            "deposit",
+            "--account",
+            &address,
+            "--asset",
+            "USDC",
+            "--amount",
+            "2500",
+            "--wait",
+        ],
+    );
+    assert_eq!(deposit["committed"], true);
+    cli(
+        &node,
+        &[
+            "tx",
+            "authorize",
+            "--key",
+            "alice",
+            "--venue",
+            "venue-b",
+            "--wait",
+        ],
+    );
+    let entry = format!("{address}:ETH-PERP:-10:3300");
+    cli(
+        &node,
+        &[
+            "tx", "report", "--venue", "venue-b", "--entry", &entry, "--wait",
+        ],
+    );
+
+    let account = cli(&node, &["query", "account", "alice", "--key", "--prove"]);
+    // 2,500 USDC; short 10 ETH at 3,300 marked at 3,200: +1,000.
+    assert_eq!(account["risk"]["equity"], "3500");
+    assert_eq!(account["risk"]["initial_requirement"], "1600");
+    assert_eq!(account["positions"][0]["venue"], "venue-b");
+    assert!(!account["context"]["proof"].as_str().unwrap().is_empty());
+    let market = cli(&node, &["query", "market", "ETH-PERP"]);
+    assert_eq!(market["aggregate"]["short_open_interest"], "10");
+
+    // A refusal exits non-zero with the code.
+    let refused = Command::new(env!("CARGO_BIN_EXE_clearnode"))
+        .args([
+            "tx", "withdraw", "--key", "alice", "--asset", "USDC", "--amount", "2000", "--wait",
+            "--home",
+        ])
+        .arg(node.home())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("code 304"));
+    node.stop();
+}
