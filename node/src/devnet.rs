@@ -141,18 +141,65 @@ struct Signer {
 }
 
 impl Signer {
-    async fn submit(&mut self, client: &NodeClient, action: tx::tx_body::Action) -> Result<()> {
+    /// Submits; returns the CheckTx code.
+    async fn submit(&mut self, client: &NodeClient, action: tx::tx_body::Action) -> Result<u32> {
         let response = client
             .submit(&self.key, self.sequence, action, false)
             .await?;
         if response.code == 0 {
             self.sequence += 1;
         } else {
-            tracing::warn!(code = response.code, log = response.log, "demo tx refused");
-            self.sequence = client.next_sequence(&self.key).await?;
+            tracing::debug!(code = response.code, log = response.log, "demo tx refused");
         }
-        Ok(())
+        Ok(response.code)
     }
+}
+
+/// Codes with which the clearinghouse refuses new risk of one account.
+const NEW_RISK_REFUSED: [u32; 2] = [
+    clearnode_types::TxCode::ReduceOnly as u32,
+    clearnode_types::TxCode::InsufficientInitialMargin as u32,
+];
+
+/// Reports a venue's batch; when the clearinghouse refuses new risk for
+/// some account, reports account by account, as a venue unwinding only
+/// that account's new trades would.
+async fn report(
+    client: &NodeClient,
+    venue_id: &str,
+    venue: &mut Signer,
+    entries: Vec<tx::PositionEntry>,
+) -> Result<()> {
+    let batch = |entries: Vec<tx::PositionEntry>| {
+        tx::tx_body::Action::PositionReport(tx::PositionReport {
+            venue_id: venue_id.to_string(),
+            entries,
+        })
+    };
+    let code = venue.submit(client, batch(entries.clone())).await?;
+    if !NEW_RISK_REFUSED.contains(&code) {
+        return Ok(());
+    }
+    let mut by_account: std::collections::BTreeMap<Vec<u8>, Vec<tx::PositionEntry>> =
+        std::collections::BTreeMap::new();
+    for entry in entries {
+        by_account
+            .entry(entry.account.clone())
+            .or_default()
+            .push(entry);
+    }
+    let mut refused = 0;
+    for (_, entries) in by_account {
+        if venue.submit(client, batch(entries)).await? != 0 {
+            refused += 1;
+        }
+    }
+    tracing::info!(
+        venue = venue_id,
+        refused,
+        "new risk refused for some accounts"
+    );
+    Ok(())
 }
 
 async fn connect_when_ready(config: &NodeConfig) -> Result<NodeClient> {
@@ -200,11 +247,7 @@ async fn demo_venue(args: &DevnetArgs, config: &NodeConfig) -> Result<()> {
         round += 1;
         for (venue_index, (venue_id, venue)) in venues.iter_mut().enumerate() {
             let entries = demo_entries(&addresses, venue_index, round, &mut random);
-            let action = tx::tx_body::Action::PositionReport(tx::PositionReport {
-                venue_id: (*venue_id).to_string(),
-                entries,
-            });
-            venue.submit(&client, action).await?;
+            report(&client, venue_id, venue, entries).await?;
         }
         if round % 5 == 1 {
             print_status(&client).await;
@@ -225,6 +268,7 @@ async fn fund_and_authorize(
 ) -> Result<()> {
     for trader in traders.iter_mut() {
         let address = keys::address(&trader.key);
+        trader.sequence = client.next_sequence(&trader.key).await?;
         let funded = client
             .audit()
             .get_account_risk(audit::GetAccountRiskRequest {
@@ -282,10 +326,11 @@ fn demo_entries(
         // A third of the traders are hedgers: long on venue-a, short elsewhere.
         let hedger = trader_index % 3 == 0;
         for (market, price) in DEMO_MARKETS {
-            // From 2x to about 18x of the deposit: the riskiest sit near the
-            // initial requirement, so price drift moves them between states.
+            // From 2x to about 13x of the deposit: the riskiest sit near the
+            // initial requirement, so drift moves them between states and the
+            // clearinghouse refuses some of their new risk.
             let leverage_tenths =
-                20 + i64::try_from(trader_index % 9).unwrap_or(0) * 20 + random.signed(10);
+                20 + i64::try_from(trader_index % 9).unwrap_or(0) * 14 + random.signed(10);
             let notional = notional_per_leg(leverage_tenths);
             let direction: i64 = if hedger {
                 if venue_index == 0 {

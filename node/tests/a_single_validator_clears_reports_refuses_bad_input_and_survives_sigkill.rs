@@ -131,8 +131,8 @@ async fn a_single_validator_clears_reports_refuses_bad_input_and_survives_sigkil
     assert_eq!(risk.equity, "19440");
     // Net 3.5 BTC = 224,000 at 5% = 11,200; 1 BTC netted out = 64,000 at 1% = 640.
     assert_eq!(risk.initial_requirement, "11840");
-    // 224,000 at 3% = 6,720; 64,000 at 0.5% = 320.
-    assert_eq!(risk.maintenance_requirement, "7040");
+    // Maintenance is 60% of initial.
+    assert_eq!(risk.maintenance_requirement, "7104");
     assert_eq!(risk.free_collateral, "7600");
     assert_eq!(risk.health, state::HealthState::Healthy as i32);
     assert!(

@@ -209,11 +209,16 @@ impl Application for ClearnodeApp {
             .as_mut()
             .unwrap_or_else(|| fatal("FinalizeBlock before InitChain"));
         engine
-            .begin_block(BlockHeader {
-                height,
-                time_seconds,
-                time_nanos,
-            })
+            .begin_block(
+                BlockHeader {
+                    height,
+                    time_seconds,
+                    time_nanos,
+                },
+                // Oracle prices arrive with vote extensions (next issue); until
+                // then markets keep their genesis prices.
+                &[],
+            )
             .unwrap_or_else(|e| fatal(e));
         let mut tx_results = Vec::with_capacity(request.txs.len());
         for tx in &request.txs {

@@ -1,15 +1,15 @@
-//! Running market and system totals, maintained per account: when a block
-//! first touches an account its old contribution is taken out, and at the
-//! end of the block its new contribution is put back. Totals therefore never
-//! need a walk over all accounts.
+//! Running market and system totals and the account indexes, maintained per
+//! account: when a block first touches an account its old contribution is
+//! taken out, and at the end of the block its new contribution is put back.
+//! Totals and indexes therefore never need a walk over all accounts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use clearnode_num::{Money, NumError, Quantity};
-use clearnode_types::MarketId;
+use clearnode_types::{Address, MarketId};
 
-use crate::margin::Health;
-use crate::state::{Account, MarketTotals, SystemTotals};
+use crate::margin::{margin_ratio_ppm, Health};
+use crate::state::{Account, Indexes, MarketTotals, SystemTotals};
 
 /// Whether a contribution is added or taken out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,13 +34,55 @@ fn count(total: &mut u64, direction: Direction) -> Result<(), NumError> {
     Ok(())
 }
 
+/// The parts of the state an account contributes to.
+pub(crate) struct Contributions<'a> {
+    pub(crate) markets: &'a mut BTreeMap<MarketId, MarketTotals>,
+    pub(crate) system: &'a mut SystemTotals,
+    pub(crate) indexes: &'a mut Indexes,
+}
+
+fn index<K: Ord + Clone>(
+    sets: &mut BTreeMap<K, BTreeSet<Address>>,
+    key: &K,
+    address: Address,
+    direction: Direction,
+) {
+    match direction {
+        Direction::Add => {
+            sets.entry(key.clone()).or_default().insert(address);
+        }
+        Direction::Remove => {
+            if let Some(set) = sets.get_mut(key) {
+                set.remove(&address);
+                if set.is_empty() {
+                    sets.remove(key);
+                }
+            }
+        }
+    }
+}
+
 /// Adds or removes an account's contribution; returns the markets it touches.
 pub(crate) fn apply_contribution(
-    markets: &mut BTreeMap<MarketId, MarketTotals>,
-    system: &mut SystemTotals,
+    into: Contributions<'_>,
+    address: Address,
     account: &Account,
     direction: Direction,
 ) -> Result<BTreeSet<MarketId>, NumError> {
+    let Contributions {
+        markets,
+        system,
+        indexes,
+    } = into;
+    for asset in account.collateral.keys() {
+        index(&mut indexes.asset_holders, asset, address, direction);
+    }
+    if let Some(ratio) = margin_ratio_ppm(&account.risk) {
+        match direction {
+            Direction::Add => indexes.by_risk.insert((ratio, address)),
+            Direction::Remove => indexes.by_risk.remove(&(ratio, address)),
+        };
+    }
     let mut net_by_market: BTreeMap<&MarketId, Quantity> = BTreeMap::new();
     for ((market, venue), position) in &account.positions {
         let totals = markets.entry(market.clone()).or_default();
@@ -60,6 +102,7 @@ pub(crate) fn apply_contribution(
         *net = net.checked_add(position.size)?;
     }
     for (market, net) in &net_by_market {
+        index(&mut indexes.market_holders, *market, address, direction);
         let totals = markets.entry((*market).clone()).or_default();
         if net.is_positive() {
             adjust(&mut totals.net_long, *net, direction)?;

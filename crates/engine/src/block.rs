@@ -10,7 +10,8 @@ use clearnode_types::tx::{verify_tx, VerifiedTx};
 use clearnode_types::{Address, AssetId, MarketId, TxCode, TxRejection, VenueId};
 use prost::Message;
 
-use crate::aggregates::{apply_contribution, Direction};
+use crate::aggregates::{apply_contribution, Contributions, Direction};
+use crate::prices::PriceUpdate;
 use crate::state::{Account, State};
 use crate::{codec, keys, margin, EngineError};
 
@@ -81,6 +82,15 @@ pub(crate) struct BlockContext {
     pub(crate) dirty_markets: BTreeSet<MarketId>,
     pub(crate) dirty_sequences: BTreeSet<Address>,
     pub(crate) dirty_ledgers: BTreeSet<AssetId>,
+    /// Markets whose listing (price) changed.
+    pub(crate) dirty_listings: BTreeSet<MarketId>,
+    /// Markets whose margin regime changed.
+    pub(crate) dirty_margins: BTreeSet<MarketId>,
+    /// Assets whose price changed.
+    pub(crate) dirty_assets: BTreeSet<AssetId>,
+    /// Open interest (long, short sizes) per market as this block's reports
+    /// move it; the running totals leave touched accounts out until the end.
+    pub(crate) open_interest: BTreeMap<MarketId, (Quantity, Quantity)>,
     /// Deposits less withdrawals in this block, per asset.
     pub(crate) flows: BTreeMap<AssetId, Quantity>,
 }
@@ -129,8 +139,13 @@ impl Engine {
         Ok(tx)
     }
 
-    /// Starts a block.
-    pub fn begin_block(&mut self, header: BlockHeader) -> Result<(), EngineError> {
+    /// Starts a block: applies its oracle prices and sets every market's
+    /// margin regime before any transaction runs.
+    pub fn begin_block(
+        &mut self,
+        header: BlockHeader,
+        prices: &[PriceUpdate],
+    ) -> Result<(), EngineError> {
         if self.block.is_some() {
             return Err(EngineError::Lifecycle("begin_block inside a block".into()));
         }
@@ -148,7 +163,29 @@ impl Engine {
             header,
             ..BlockContext::default()
         });
-        Ok(())
+        let open_interest = self
+            .state
+            .market_totals
+            .iter()
+            .map(|(id, totals)| (id.clone(), (totals.long, totals.short)))
+            .collect();
+        self.block_context()?.open_interest = open_interest;
+        self.apply_prices(prices)?;
+        self.refresh_margin_regimes(header.height)
+    }
+
+    /// Open interest (long, short) per market now: as of the last block,
+    /// moved by this block's reports so far.
+    pub(crate) fn open_interest(&self) -> BTreeMap<MarketId, (Quantity, Quantity)> {
+        match &self.block {
+            Some(block) => block.open_interest.clone(),
+            None => self
+                .state
+                .market_totals
+                .iter()
+                .map(|(id, totals)| (id.clone(), (totals.long, totals.short)))
+                .collect(),
+        }
     }
 
     /// Executes one transaction of the block. A rejection changes nothing.
@@ -174,6 +211,13 @@ impl Engine {
         })
     }
 
+    /// The block context, for code that runs only inside a block.
+    pub(crate) fn block_context(&mut self) -> Result<&mut BlockContext, EngineError> {
+        self.block
+            .as_mut()
+            .ok_or_else(|| EngineError::Lifecycle("no block in progress".into()))
+    }
+
     /// The block context; only called inside a block.
     pub(crate) fn context(&mut self) -> Result<&mut BlockContext, TxRejection> {
         self.block
@@ -192,13 +236,13 @@ impl Engine {
         if !block.touched.contains_key(&address) {
             let before = match state.accounts.get(&address) {
                 Some(account) => {
-                    let markets = apply_contribution(
-                        &mut state.market_totals,
-                        &mut state.system,
-                        account,
-                        Direction::Remove,
-                    )
-                    .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
+                    let into = Contributions {
+                        markets: &mut state.market_totals,
+                        system: &mut state.system,
+                        indexes: &mut state.indexes,
+                    };
+                    let markets = apply_contribution(into, address, account, Direction::Remove)
+                        .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
                     block.dirty_markets.extend(markets);
                     account.collateral.clone()
                 }
@@ -228,13 +272,13 @@ impl Engine {
                 .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
             account.risk = margin::compute_risk(account, &state.markets, &state.assets, height)
                 .map_err(|e| invariant(format!("risk of {address}: {e}")))?;
-            let markets = apply_contribution(
-                &mut state.market_totals,
-                &mut state.system,
-                account,
-                Direction::Add,
-            )
-            .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
+            let into = Contributions {
+                markets: &mut state.market_totals,
+                system: &mut state.system,
+                indexes: &mut state.indexes,
+            };
+            let markets = apply_contribution(into, *address, account, Direction::Add)
+                .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
             dirty_markets.extend(markets);
             writes.push((
                 keys::account(address),
@@ -270,6 +314,33 @@ impl Engine {
                 keys::market_aggregate(market_id),
                 Some(aggregate.encode_to_vec()),
             ));
+        }
+        for id in &block.dirty_listings {
+            let market = self
+                .state
+                .markets
+                .get(id)
+                .ok_or_else(|| invariant(format!("repriced unlisted market {id}")))?;
+            let value = codec::market_to_pb(market).map_err(invariant)?;
+            writes.push((keys::market(id), Some(value.encode_to_vec())));
+        }
+        for id in &block.dirty_margins {
+            let market = self
+                .state
+                .markets
+                .get(id)
+                .ok_or_else(|| invariant(format!("margin of unlisted market {id}")))?;
+            let value = codec::market_margin_to_pb(market).map_err(invariant)?;
+            writes.push((keys::market_margin(id), Some(value.encode_to_vec())));
+        }
+        for id in &block.dirty_assets {
+            let asset = self
+                .state
+                .assets
+                .get(id)
+                .ok_or_else(|| invariant(format!("repriced unlisted asset {id}")))?;
+            let value = codec::asset_to_pb(asset).map_err(invariant)?;
+            writes.push((keys::asset(id), Some(value.encode_to_vec())));
         }
         for signer in &block.dirty_sequences {
             let next = self.state.next_sequence(signer);

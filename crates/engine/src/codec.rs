@@ -6,6 +6,7 @@ use clearnode_num::{Money, Price, Quantity, Ratio};
 use clearnode_proto::state::v1 as pb;
 use clearnode_types::{Address, AssetId, MarketId, VenueId};
 
+use crate::margin::regime::{size_tiers, volatility_ppm, MarketMargin};
 use crate::margin::{Exposure, Health, Risk};
 use crate::state::{
     Account, Asset, ChainInfo, Ledger, Market, MarketTotals, Params, Position, SystemTotals, Venue,
@@ -80,28 +81,98 @@ pub fn params_from_pb(value: pb::RiskParams) -> Result<Params, DecodeError> {
     })
 }
 
-/// Encodes a market.
+/// Encodes a market's listing (parameters and price).
 pub fn market_to_pb(market: &Market) -> Result<pb::Market, DecodeError> {
     Ok(pb::Market {
         id: market.id.to_string(),
         oracle_price: market.oracle_price.to_string(),
         initial_margin_ppm: ppm("market", market.initial_margin)?,
-        maintenance_margin_ppm: ppm("market", market.maintenance_margin)?,
-        basis_initial_ppm: ppm("market", market.basis_initial)?,
-        basis_maintenance_ppm: ppm("market", market.basis_maintenance)?,
+        maintenance_fraction_ppm: ppm("market", market.maintenance_fraction)?,
+        basis_ppm: ppm("market", market.basis)?,
+        open_interest_lower_cap: market.open_interest_lower_cap.to_string(),
+        open_interest_upper_cap: market.open_interest_upper_cap.to_string(),
+        size_tiers: market
+            .size_tiers
+            .iter()
+            .map(|tier| {
+                Ok(pb::SizeTier {
+                    notional_floor: tier.notional_floor.to_string(),
+                    initial_margin_ppm: ppm("market", tier.initial_margin)?,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?,
+        volatility_decay_ppm: ppm("market", market.volatility_decay)?,
+        volatility_reference_ppm: u64::try_from(market.volatility_reference_ppm)
+            .map_err(|_| bad("market", "volatility reference out of range"))?,
+        margin_phase_in_blocks: market.margin_phase_in_blocks,
+        margin_rise_per_block_max_ppm: ppm("market", market.margin_rise_per_block_max)?,
     })
 }
 
-/// Decodes a market.
+/// Decodes a market listing; its margin regime is stored apart and starts
+/// at the base fraction until it is loaded.
 pub fn market_from_pb(value: pb::Market) -> Result<Market, DecodeError> {
+    let base = ratio(value.initial_margin_ppm);
+    let mut tiers = Vec::with_capacity(value.size_tiers.len());
+    for tier in &value.size_tiers {
+        tiers.push((
+            parse::<Money>("market", &tier.notional_floor)?,
+            ratio(tier.initial_margin_ppm),
+        ));
+    }
     Ok(Market {
         id: parse("market", &value.id)?,
         oracle_price: parse("market", &value.oracle_price)?,
-        initial_margin: ratio(value.initial_margin_ppm),
-        maintenance_margin: ratio(value.maintenance_margin_ppm),
-        basis_initial: ratio(value.basis_initial_ppm),
-        basis_maintenance: ratio(value.basis_maintenance_ppm),
+        initial_margin: base,
+        maintenance_fraction: ratio(value.maintenance_fraction_ppm),
+        basis: ratio(value.basis_ppm),
+        open_interest_lower_cap: parse("market", &value.open_interest_lower_cap)?,
+        open_interest_upper_cap: parse("market", &value.open_interest_upper_cap)?,
+        size_tiers: size_tiers(base, &tiers).map_err(|e| bad("market", e))?,
+        volatility_decay: ratio(value.volatility_decay_ppm),
+        volatility_reference_ppm: i128::from(value.volatility_reference_ppm),
+        margin_phase_in_blocks: value.margin_phase_in_blocks,
+        margin_rise_per_block_max: ratio(value.margin_rise_per_block_max_ppm),
+        margin: MarketMargin {
+            target: base,
+            current: base,
+            phase_target: base,
+            ..MarketMargin::default()
+        },
     })
+}
+
+/// Encodes a market's margin regime.
+pub fn market_margin_to_pb(market: &Market) -> Result<pb::MarketMargin, DecodeError> {
+    let margin = &market.margin;
+    Ok(pb::MarketMargin {
+        market: market.id.to_string(),
+        volatility_variance: margin.volatility_variance.to_string(),
+        volatility_ppm: u64::try_from(volatility_ppm(margin.volatility_variance))
+            .map_err(|_| bad("margin", "volatility out of range"))?,
+        initial_margin_target_ppm: ppm("margin", margin.target)?,
+        initial_margin_current_ppm: ppm("margin", margin.current)?,
+        phase_step_ppm: ppm("margin", margin.phase_step)?,
+        phase_target_ppm: ppm("margin", margin.phase_target)?,
+        updated_height: margin.updated_height,
+    })
+}
+
+/// Decodes a market's margin regime.
+pub fn market_margin_from_pb(
+    value: pb::MarketMargin,
+) -> Result<(MarketId, MarketMargin), DecodeError> {
+    Ok((
+        parse("margin", &value.market)?,
+        MarketMargin {
+            volatility_variance: parse("margin", &value.volatility_variance)?,
+            target: ratio(value.initial_margin_target_ppm),
+            current: ratio(value.initial_margin_current_ppm),
+            phase_step: ratio(value.phase_step_ppm),
+            phase_target: ratio(value.phase_target_ppm),
+            updated_height: value.updated_height,
+        },
+    ))
 }
 
 /// Encodes an asset.

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use clearnode_num::Ratio;
+use clearnode_num::{Money, Ratio};
 use clearnode_proto::state::v1 as pb;
 use clearnode_types::genesis::{parse_public_key, Genesis, GenesisError};
 use prost::Message;
 
 use crate::block::{Engine, Write};
+use crate::margin::regime::{size_tiers, MarketMargin};
 use crate::state::{Asset, ChainInfo, Ledger, Market, Params, State, SystemTotals, Venue};
 use crate::{codec, keys};
 
@@ -44,15 +45,34 @@ impl Engine {
             ledgers: BTreeMap::new(),
             market_totals: BTreeMap::new(),
             system: SystemTotals::default(),
+            indexes: Default::default(),
         };
         for m in &genesis.markets {
+            let base = ppm(m.initial_margin_ppm);
+            let tiers: Vec<(Money, Ratio)> = m
+                .size_tiers
+                .iter()
+                .map(|t| (t.notional_floor, ppm(t.initial_margin_ppm)))
+                .collect();
             let market = Market {
                 id: m.id.clone(),
                 oracle_price: m.oracle_price,
-                initial_margin: ppm(m.initial_margin_ppm),
-                maintenance_margin: ppm(m.maintenance_margin_ppm),
-                basis_initial: ppm(m.basis_initial_ppm),
-                basis_maintenance: ppm(m.basis_maintenance_ppm),
+                initial_margin: base,
+                maintenance_fraction: ppm(m.maintenance_fraction_ppm),
+                basis: ppm(m.basis_ppm),
+                open_interest_lower_cap: m.open_interest_lower_cap,
+                open_interest_upper_cap: m.open_interest_upper_cap,
+                size_tiers: size_tiers(base, &tiers).map_err(|e| GenesisError(e.to_string()))?,
+                volatility_decay: ppm(m.volatility_decay_ppm),
+                volatility_reference_ppm: i128::from(m.volatility_reference_ppm),
+                margin_phase_in_blocks: m.margin_phase_in_blocks,
+                margin_rise_per_block_max: ppm(m.margin_rise_per_block_max_ppm),
+                margin: MarketMargin {
+                    target: base,
+                    current: base,
+                    phase_target: base,
+                    ..MarketMargin::default()
+                },
             };
             state.markets.insert(m.id.clone(), market);
             state.market_totals.insert(m.id.clone(), Default::default());
@@ -106,6 +126,8 @@ impl Engine {
         for (id, market) in &state.markets {
             let value = codec::market_to_pb(market).map_err(invariant)?;
             writes.push((keys::market(id), Some(value.encode_to_vec())));
+            let margin = codec::market_margin_to_pb(market).map_err(invariant)?;
+            writes.push((keys::market_margin(id), Some(margin.encode_to_vec())));
             let totals = state.market_totals.get(id).cloned().unwrap_or_default();
             let aggregate = codec::market_aggregate_to_pb(market, &totals)
                 .map_err(|e| crate::EngineError::Invariant(e.to_string()))?;

@@ -27,6 +27,13 @@ pub fn market(id: &MarketId) -> Vec<u8> {
     [MARKET_PREFIX, id.as_str().as_bytes()].concat()
 }
 
+/// Prefix of all market margin regimes.
+pub const MARKET_MARGIN_PREFIX: &[u8] = b"market_margin/";
+/// `market_margin/BTC-PERP`: `MarketMargin` (volatility, target and current fractions).
+pub fn market_margin(id: &MarketId) -> Vec<u8> {
+    [MARKET_MARGIN_PREFIX, id.as_str().as_bytes()].concat()
+}
+
 /// Prefix of all collateral assets.
 pub const ASSET_PREFIX: &[u8] = b"asset/";
 /// `asset/USDC`: `CollateralAsset`.

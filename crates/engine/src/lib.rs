@@ -24,12 +24,14 @@ mod genesis;
 pub mod keys;
 mod load;
 pub mod margin;
+mod prices;
 pub mod state;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 pub use block::{BlockHeader, BlockOutput, Engine, Event, TxOutcome, Write};
 pub use load::{KeyValue, LoadError, StateSource};
+pub use prices::{PriceTarget, PriceUpdate};
 
 /// Fatal engine errors. A rejected transaction is not an error: it is a
 /// [`TxOutcome`] with a code.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clearnode_proto::state::v1 as pb;
 use prost::Message;
 
-use crate::aggregates::{apply_contribution, Direction};
+use crate::aggregates::{apply_contribution, Contributions, Direction};
 use crate::block::Engine;
 use crate::codec::{self, DecodeError};
 use crate::keys;
@@ -80,6 +80,7 @@ impl Engine {
             ledgers: BTreeMap::new(),
             market_totals: BTreeMap::new(),
             system: SystemTotals::default(),
+            indexes: Default::default(),
         };
         for (_, value) in scan(source, keys::MARKET_PREFIX)? {
             let market = codec::market_from_pb(decode("market", &value)?)?;
@@ -87,6 +88,14 @@ impl Engine {
                 .market_totals
                 .insert(market.id.clone(), Default::default());
             state.markets.insert(market.id.clone(), market);
+        }
+        for (_, value) in scan(source, keys::MARKET_MARGIN_PREFIX)? {
+            let (id, margin) = codec::market_margin_from_pb(decode("market margin", &value)?)?;
+            let market = state.markets.get_mut(&id).ok_or_else(|| DecodeError {
+                what: "market margin",
+                detail: format!("margin for unlisted market {id}"),
+            })?;
+            market.margin = margin;
         }
         for (_, value) in scan(source, keys::ASSET_PREFIX)? {
             let asset = codec::asset_from_pb(decode("asset", &value)?)?;
@@ -126,16 +135,17 @@ impl Engine {
             let (address, risk) = codec::risk_from_pb(decode("risk", &value)?)?;
             state.accounts.entry(address).or_default().risk = risk;
         }
-        for account in state.accounts.values() {
-            apply_contribution(
-                &mut state.market_totals,
-                &mut state.system,
-                account,
-                Direction::Add,
-            )
-            .map_err(|e| DecodeError {
-                what: "totals",
-                detail: e.to_string(),
+        for (address, account) in &state.accounts {
+            let into = Contributions {
+                markets: &mut state.market_totals,
+                system: &mut state.system,
+                indexes: &mut state.indexes,
+            };
+            apply_contribution(into, *address, account, Direction::Add).map_err(|e| {
+                DecodeError {
+                    what: "totals",
+                    detail: e.to_string(),
+                }
             })?;
         }
         Ok(Engine { state, block: None })

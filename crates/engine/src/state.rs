@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clearnode_num::{Price, Quantity, Ratio};
+use clearnode_num::{Money, Price, Quantity, Ratio};
 use clearnode_types::{Address, AssetId, MarketId, VenueId};
 
+use crate::margin::regime::{MarketMargin, SizeTier};
 use crate::margin::Risk;
 
 /// Chain identity and the last executed block.
@@ -29,21 +30,35 @@ pub struct Params {
     pub position_size_max: Quantity,
 }
 
-/// A listed market.
+/// A listed market: parameters, mark price and margin regime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Market {
     /// Id.
     pub id: MarketId,
     /// Mark price.
     pub oracle_price: Price,
-    /// Initial margin fraction of net notional.
+    /// Base initial margin fraction of net notional.
     pub initial_margin: Ratio,
-    /// Maintenance margin fraction of net notional.
-    pub maintenance_margin: Ratio,
+    /// Maintenance requirement as a fraction of the initial one.
+    pub maintenance_fraction: Ratio,
     /// Initial charge on the gross size that nets out across venues.
-    pub basis_initial: Ratio,
-    /// Maintenance charge on the gross size that nets out across venues.
-    pub basis_maintenance: Ratio,
+    pub basis: Ratio,
+    /// Open interest (USD) where OI scaling starts.
+    pub open_interest_lower_cap: Money,
+    /// Open interest (USD) where the fraction reaches 100% (zero: off).
+    pub open_interest_upper_cap: Money,
+    /// Size tiers above the base.
+    pub size_tiers: Vec<SizeTier>,
+    /// EWMA decay per price update.
+    pub volatility_decay: Ratio,
+    /// Reference volatility per update, ppm.
+    pub volatility_reference_ppm: i128,
+    /// Blocks over which a higher fraction phases in.
+    pub margin_phase_in_blocks: u32,
+    /// Most the current fraction may rise per block.
+    pub margin_rise_per_block_max: Ratio,
+    /// The margin regime as of the current block.
+    pub margin: MarketMargin,
 }
 
 /// A collateral asset.
@@ -180,6 +195,21 @@ pub struct State {
     pub market_totals: BTreeMap<MarketId, MarketTotals>,
     /// System running totals.
     pub system: SystemTotals,
+    /// Derived indexes, rebuilt on load.
+    pub indexes: Indexes,
+}
+
+/// Where to find accounts without walking them all. Derived from the
+/// accounts and maintained with the running totals.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Indexes {
+    /// Accounts with a position in each market (a price move touches these).
+    pub market_holders: BTreeMap<MarketId, BTreeSet<Address>>,
+    /// Accounts holding each collateral asset.
+    pub asset_holders: BTreeMap<AssetId, BTreeSet<Address>>,
+    /// Accounts with positions by margin ratio (equity / maintenance, ppm),
+    /// most under water first: the liquidation ladder's queue.
+    pub by_risk: BTreeSet<(i128, Address)>,
 }
 
 impl State {

@@ -1,6 +1,7 @@
 //! Fixtures for tests: deterministic keys, a sample genesis and builders of
 //! signed transactions. Compiled for tests and with the `testkit` feature.
 
+use clearnode_num::Money;
 use clearnode_proto::tx::v1 as pb;
 use clearnode_types::genesis::{
     Genesis, GenesisAsset, GenesisCustodian, GenesisMarket, GenesisParams, GenesisVenue,
@@ -42,18 +43,25 @@ fn price(text: &str) -> clearnode_num::Price {
 
 /// Two markets, two collateral assets, three active venues and an inactive one.
 pub fn genesis() -> Genesis {
-    let market = |id: &str, p: &str, im: u64, mm: u64| GenesisMarket {
+    let market = |id: &str, p: &str, im: u64| GenesisMarket {
         id: id.parse().unwrap_or_else(|_| unreachable!("fixture id")),
         oracle_price: price(p),
         initial_margin_ppm: im,
-        maintenance_margin_ppm: mm,
-        basis_initial_ppm: im / 5,
-        basis_maintenance_ppm: mm / 6,
+        maintenance_fraction_ppm: 600_000,
+        basis_ppm: im / 5,
+        // Static margin unless a test turns the dynamic parts on.
+        open_interest_lower_cap: Money::ZERO,
+        open_interest_upper_cap: Money::ZERO,
+        size_tiers: Vec::new(),
+        volatility_decay_ppm: 940_000,
+        volatility_reference_ppm: 1_000_000,
+        margin_phase_in_blocks: 10,
+        margin_rise_per_block_max_ppm: 20_000,
     };
     Genesis {
         markets: vec![
-            market("BTC-PERP", "60000", 50_000, 30_000),
-            market("ETH-PERP", "3000", 100_000, 50_000),
+            market("BTC-PERP", "60000", 50_000),
+            market("ETH-PERP", "3000", 100_000),
         ],
         assets: vec![
             GenesisAsset {

@@ -60,11 +60,17 @@ pub enum TxCode {
     PositionTooLarge = 306,
     /// A deposit that would take a balance above `BALANCE_UNITS_MAX`.
     BalanceTooLarge = 307,
+    /// A report that increases the net exposure of an account in margin
+    /// call (or worse): such accounts are reduce-only.
+    ReduceOnly = 308,
+    /// A report that adds exposure the account's equity does not cover at
+    /// the initial margin that applies to new risk.
+    InsufficientInitialMargin = 309,
 }
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 24] = [
+    pub const ALL: [TxCode; 26] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -89,6 +95,8 @@ impl TxCode {
         TxCode::BelowInitialMargin,
         TxCode::PositionTooLarge,
         TxCode::BalanceTooLarge,
+        TxCode::ReduceOnly,
+        TxCode::InsufficientInitialMargin,
     ];
 
     /// The number on the wire.
@@ -128,6 +136,8 @@ impl TxCode {
             TxCode::BelowInitialMargin => "below_initial_margin",
             TxCode::PositionTooLarge => "position_too_large",
             TxCode::BalanceTooLarge => "balance_too_large",
+            TxCode::ReduceOnly => "reduce_only",
+            TxCode::InsufficientInitialMargin => "insufficient_initial_margin",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use clearnode_num::{Price, Quantity};
+use clearnode_num::{Money, Price, Quantity};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AssetId, MarketId, VenueId};
@@ -30,6 +30,13 @@ pub struct Genesis {
 }
 
 /// A market and its margin parameters.
+///
+/// The initial margin fraction (IMF) of a position is the largest of: the
+/// base fraction; the open-interest-scaled fraction (linear from the base at
+/// the lower cap to 100% at the upper cap, as dYdX); the volatility-scaled
+/// fraction (base x realized volatility / reference volatility); and the
+/// account's size tier (continuous in size, as Hyperliquid's tiers with a
+/// deduction). Maintenance is a fixed fraction of initial.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisMarket {
@@ -37,14 +44,40 @@ pub struct GenesisMarket {
     pub id: MarketId,
     /// Oracle price to start from (USD per contract).
     pub oracle_price: Price,
-    /// Initial margin fraction on net notional, ppm.
+    /// Base initial margin fraction of net notional, ppm.
     pub initial_margin_ppm: u64,
-    /// Maintenance margin fraction on net notional, ppm.
-    pub maintenance_margin_ppm: u64,
-    /// Initial charge on the gross size that nets out across venues, ppm.
-    pub basis_initial_ppm: u64,
-    /// Maintenance charge on the gross size that nets out across venues, ppm.
-    pub basis_maintenance_ppm: u64,
+    /// Maintenance requirement as a fraction of the initial one, ppm.
+    pub maintenance_fraction_ppm: u64,
+    /// Initial charge on the gross size that nets out across venues, ppm
+    /// (its maintenance charge is the same maintenance fraction of it).
+    pub basis_ppm: u64,
+    /// Open interest (USD, larger side) where OI scaling starts; with the
+    /// upper cap "0", OI scaling is off.
+    pub open_interest_lower_cap: Money,
+    /// Open interest (USD) at which the fraction reaches 100%.
+    pub open_interest_upper_cap: Money,
+    /// Size tiers above the base, in increasing order.
+    #[serde(default)]
+    pub size_tiers: Vec<GenesisSizeTier>,
+    /// Decay of the EWMA of squared oracle returns per update, ppm (e.g. 940000).
+    pub volatility_decay_ppm: u64,
+    /// Per-update return volatility (standard deviation, ppm) at which the
+    /// volatility-scaled fraction equals the base; above it, it scales up.
+    pub volatility_reference_ppm: u64,
+    /// Blocks over which a higher fraction phases in for existing positions.
+    pub margin_phase_in_blocks: u32,
+    /// Most the fraction applied to existing positions may rise per block, ppm.
+    pub margin_rise_per_block_max_ppm: u64,
+}
+
+/// One size tier: from this net notional on, the marginal fraction is higher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisSizeTier {
+    /// Net notional (USD) where the tier starts.
+    pub notional_floor: Money,
+    /// Initial margin fraction from here on, ppm.
+    pub initial_margin_ppm: u64,
 }
 
 /// A collateral asset.
@@ -94,6 +127,57 @@ pub struct GenesisParams {
 #[error("invalid genesis: {0}")]
 pub struct GenesisError(pub String);
 
+fn validate_market(m: &GenesisMarket) -> Result<(), GenesisError> {
+    let fail = |why: &str| Err(GenesisError(format!("market {}: {why}", m.id)));
+    if m.initial_margin_ppm == 0 || m.initial_margin_ppm > PPM_ONE {
+        return fail("initial_margin_ppm must be in (0, 1e6]");
+    }
+    if m.maintenance_fraction_ppm == 0 || m.maintenance_fraction_ppm > PPM_ONE {
+        return fail("maintenance_fraction_ppm must be in (0, 1e6]");
+    }
+    if m.basis_ppm > m.initial_margin_ppm {
+        return fail(
+            "basis_ppm above initial_margin_ppm would make a hedge cost more than a naked position",
+        );
+    }
+    let upper = m.open_interest_upper_cap;
+    if upper.is_negative()
+        || m.open_interest_lower_cap.is_negative()
+        || (!upper.is_zero() && upper <= m.open_interest_lower_cap)
+    {
+        return fail("open interest caps: 0 <= lower < upper, or upper 0 to disable");
+    }
+    let mut floor = Money::ZERO;
+    let mut fraction = m.initial_margin_ppm;
+    for tier in &m.size_tiers {
+        if tier.notional_floor <= floor
+            || tier.initial_margin_ppm <= fraction
+            || tier.initial_margin_ppm > PPM_ONE
+        {
+            return fail(
+                "size tiers need increasing floors above 0 and increasing fractions up to 1e6",
+            );
+        }
+        floor = tier.notional_floor;
+        fraction = tier.initial_margin_ppm;
+    }
+    if m.size_tiers.len() > SIZE_TIERS_MAX {
+        return fail("too many size tiers");
+    }
+    if m.volatility_decay_ppm >= PPM_ONE || m.volatility_reference_ppm == 0 {
+        return fail(
+            "volatility_decay_ppm must be below 1e6 and volatility_reference_ppm positive",
+        );
+    }
+    if m.margin_phase_in_blocks == 0 || m.margin_rise_per_block_max_ppm == 0 {
+        return fail("margin_phase_in_blocks and margin_rise_per_block_max_ppm must be positive");
+    }
+    Ok(())
+}
+
+/// Most size tiers a market may have.
+pub const SIZE_TIERS_MAX: usize = 8;
+
 /// Decodes a hex ed25519 public key.
 pub fn parse_public_key(text: &str) -> Result<[u8; 32], GenesisError> {
     let bytes = hex::decode(text).map_err(|e| GenesisError(format!("public key {text:?}: {e}")))?;
@@ -140,19 +224,7 @@ impl Genesis {
             return Err(GenesisError("at least one market and one asset".into()));
         }
         for market in &self.markets {
-            let m = market;
-            let in_range = 0 < m.maintenance_margin_ppm
-                && m.maintenance_margin_ppm <= m.initial_margin_ppm
-                && m.initial_margin_ppm <= PPM_ONE
-                && m.basis_maintenance_ppm <= m.basis_initial_ppm
-                && m.basis_initial_ppm <= m.initial_margin_ppm
-                && m.basis_maintenance_ppm <= m.maintenance_margin_ppm;
-            if !in_range {
-                return Err(GenesisError(format!(
-                    "market {}: need 0 < maintenance <= initial <= 1e6, basis maintenance <= basis initial, and each basis charge at most its margin fraction (a hedge never costs more than a naked position)",
-                    m.id
-                )));
-            }
+            validate_market(market)?;
         }
         let prices = self.markets.iter().map(|m| (m.id.as_str(), m.oracle_price));
         let prices = prices.chain(self.assets.iter().map(|a| (a.id.as_str(), a.oracle_price)));
@@ -206,8 +278,11 @@ mod tests {
         );
         let json = serde_json::json!({
             "markets": [{"id": "BTC-PERP", "oracle_price": "60000", "initial_margin_ppm": 50000,
-                         "maintenance_margin_ppm": 30000, "basis_initial_ppm": 10000,
-                         "basis_maintenance_ppm": 5000}],
+                         "maintenance_fraction_ppm": 600000, "basis_ppm": 10000,
+                         "open_interest_lower_cap": "0", "open_interest_upper_cap": "0",
+                         "size_tiers": [{"notional_floor": "1000000", "initial_margin_ppm": 100000}],
+                         "volatility_decay_ppm": 940000, "volatility_reference_ppm": 5000,
+                         "margin_phase_in_blocks": 10, "margin_rise_per_block_max_ppm": 10000}],
             "assets": [{"id": "USDC", "oracle_price": "1", "haircut_ppm": 0}],
             "venues": [{"id": "venue-a", "public_key": key, "active": true}],
             "custodian": {"public_key": key},
@@ -228,8 +303,18 @@ mod tests {
         g.markets.push(g.markets[0].clone());
         assert!(g.validate().is_err(), "duplicate market");
         let mut g = sample();
-        g.markets[0].maintenance_margin_ppm = 60_000;
+        g.markets[0].maintenance_fraction_ppm = PPM_ONE + 1;
         assert!(g.validate().is_err(), "maintenance above initial");
+        let mut g = sample();
+        g.markets[0].basis_ppm = 60_000;
+        assert!(g.validate().is_err(), "basis above initial");
+        let mut g = sample();
+        g.markets[0].size_tiers[0].initial_margin_ppm = 40_000;
+        assert!(g.validate().is_err(), "a tier below the base");
+        let mut g = sample();
+        g.markets[0].open_interest_upper_cap = "10".parse().expect("money");
+        g.markets[0].open_interest_lower_cap = "20".parse().expect("money");
+        assert!(g.validate().is_err(), "caps out of order");
         let mut g = sample();
         g.assets[0].haircut_ppm = PPM_ONE;
         assert!(g.validate().is_err(), "full haircut");

@@ -42,15 +42,25 @@ impl StateSource for MemoryState {
 struct Chain {
     engine: Engine,
     committed: MemoryState,
+    /// Prices for the next block.
+    prices: Vec<crate::PriceUpdate>,
 }
 
 impl Chain {
     fn new() -> Self {
+        Self::with_genesis(&genesis())
+    }
+
+    fn with_genesis(genesis: &clearnode_types::genesis::Genesis) -> Self {
         let (engine, writes) =
-            Engine::init_chain(testkit::CHAIN_ID, &genesis(), 1_700_000_000, 0).expect("genesis");
+            Engine::init_chain(testkit::CHAIN_ID, genesis, 1_700_000_000, 0).expect("genesis");
         let mut committed = MemoryState::default();
         committed.apply(&writes);
-        Self { engine, committed }
+        Self {
+            engine,
+            committed,
+            prices: Vec::new(),
+        }
     }
 
     /// Runs one block; returns the codes.
@@ -58,12 +68,16 @@ impl Chain {
         let height = self.engine.height() + 1;
         let time_seconds = 1_700_000_000 + i64::try_from(height).expect("small");
         self.engine
-            .begin_block(BlockHeader {
-                height,
-                time_seconds,
-                time_nanos: 0,
-            })
+            .begin_block(
+                BlockHeader {
+                    height,
+                    time_seconds,
+                    time_nanos: 0,
+                },
+                &self.prices,
+            )
             .expect("begin");
+        self.prices.clear();
         let codes = txs
             .iter()
             .map(|tx| self.engine.deliver_tx(tx).expect("in block").code)
@@ -116,8 +130,8 @@ fn cross_venue_margin_nets_positions_and_charges_basis() {
     // Net 0.5 BTC = 30,000 USD at 5% = 1,500, plus 1.0 BTC netted out = 60,000
     // USD at the 1% basis charge = 600.
     assert_eq!(risk.initial_requirement, "2100");
-    // 30,000 at 3% = 900, plus 60,000 at 0.5% = 300.
-    assert_eq!(risk.maintenance_requirement, "1200");
+    // Maintenance is 60% of initial.
+    assert_eq!(risk.maintenance_requirement, "1260");
     assert_eq!(risk.equity, "10000");
     assert_eq!(risk.leverage, "3");
     assert_eq!(risk.health, pb::HealthState::Healthy as i32);
@@ -138,29 +152,127 @@ fn a_hedge_across_venues_needs_far_less_than_either_leg() {
     assert_eq!(hedged, "1200", "two legs of 60,000 netted out at 1% each");
 }
 
+fn btc_price(units: i64) -> crate::PriceUpdate {
+    crate::PriceUpdate {
+        target: crate::PriceTarget::Market("BTC-PERP".parse().expect("id")),
+        price: clearnode_num::Price::from_units(units).expect("positive"),
+    }
+}
+
 #[test]
-fn losses_move_health_through_its_states() {
+fn price_moves_carry_an_account_through_every_health_state() {
     let mut chain = Chain::new();
     let trader = funded_trader(&mut chain, 1);
     let a = trader.address();
     let mut venue_a = Signer::new(venue_key(0));
-    // 4 BTC long at 62,000 marked at 60,000: -8,000 PnL, equity 2,000 against
-    // 12,000 initial and 7,200 maintenance.
-    chain.block(&[venue_a.report("venue-a", &[(a, "BTC-PERP", "4", "62000")])]);
+    // 1 BTC long at 60,000: initial 3,000 out of 10,000 equity.
+    assert_eq!(
+        chain.block(&[venue_a.report("venue-a", &[(a, "BTC-PERP", "1", "60000")])]),
+        vec![TxCode::Ok]
+    );
+    assert_eq!(chain.risk(a).health, pb::HealthState::Healthy as i32);
+    // At 52,000: equity 2,000; initial 2,600, maintenance 1,560.
+    chain.prices.push(btc_price(52_000));
+    chain.block(&[]);
     let risk = chain.risk(a);
     assert_eq!(risk.equity, "2000");
-    assert_eq!(risk.health, pb::HealthState::Liquidating as i32);
-    chain.block(&[venue_a.report("venue-a", &[(a, "BTC-PERP", "4", "63000")])]);
+    assert_eq!(risk.health, pb::HealthState::MarginCall as i32);
+    // In margin call the account is reduce-only; reducing is fine.
+    let more = venue_a.report("venue-a", &[(a, "BTC-PERP", "1.1", "60000")]);
+    assert_eq!(chain.block(&[more]), vec![TxCode::ReduceOnly]);
+    venue_a.sequence -= 1;
+    let flip = venue_a.report("venue-a", &[(a, "BTC-PERP", "-0.1", "52000")]);
+    assert_eq!(
+        chain.block(&[flip]),
+        vec![TxCode::ReduceOnly],
+        "a flip adds exposure"
+    );
+    venue_a.sequence -= 1;
+    // At 51,000: equity 1,000 under maintenance 1,530.
+    chain.prices.push(btc_price(51_000));
+    chain.block(&[]);
+    assert_eq!(chain.risk(a).health, pb::HealthState::Liquidating as i32);
+    chain.prices.push(btc_price(49_000));
+    chain.block(&[]);
     assert_eq!(chain.risk(a).health, pb::HealthState::Bankrupt as i32);
-    chain.block(&[venue_a.report("venue-a", &[(a, "BTC-PERP", "0", "")])]);
+    let state = chain.engine.state();
+    assert_eq!(
+        state
+            .indexes
+            .by_risk
+            .iter()
+            .next()
+            .map(|(_, address)| *address),
+        Some(a)
+    );
+    // Closing is always allowed.
+    assert_eq!(
+        chain.block(&[venue_a.report("venue-a", &[(a, "BTC-PERP", "0", "")])]),
+        vec![TxCode::Ok]
+    );
     let risk = chain.risk(a);
     assert_eq!(risk.health, pb::HealthState::Healthy as i32);
     assert!(risk.exposures.is_empty());
+    assert!(chain.engine.state().indexes.by_risk.is_empty());
     assert!(!chain.committed.0.contains_key(&crate::keys::position(
         &a,
         &"BTC-PERP".parse().expect("id"),
         &"venue-a".parse().expect("id")
     )));
+}
+
+#[test]
+fn new_risk_needs_initial_margin_at_the_target_fraction() {
+    let mut genesis = genesis();
+    // Open interest scaling from 50,000 to 150,000 USD of BTC.
+    genesis.markets[0].open_interest_lower_cap = "50000".parse().expect("money");
+    genesis.markets[0].open_interest_upper_cap = "150000".parse().expect("money");
+    let mut chain = Chain::with_genesis(&genesis);
+    let whale = funded_trader(&mut chain, 1);
+    let small = funded_trader(&mut chain, 2);
+    let mut venue_a = Signer::new(venue_key(0));
+    // 2 BTC = 120,000 of open interest: the target becomes 5% + 95% x 0.7 =
+    // 71.5%, which 10,000 of equity cannot carry for 120,000 of notional.
+    let whale_report = venue_a.report("venue-a", &[(whale.address(), "BTC-PERP", "0.16", "60000")]);
+    assert_eq!(chain.block(&[whale_report]), vec![TxCode::Ok]);
+    let whale_report = venue_a.report("venue-a", &[(whale.address(), "BTC-PERP", "2", "60000")]);
+    assert_eq!(
+        chain.block(&[whale_report]),
+        vec![TxCode::InsufficientInitialMargin]
+    );
+    venue_a.sequence -= 1;
+    let mut custodian = Signer::new(custodian_key());
+    custodian.sequence = chain.engine.state().next_sequence(&custodian.address());
+    chain.block(&[custodian.deposit(whale.address(), "USDC", "200000")]);
+    let whale_report = venue_a.report("venue-a", &[(whale.address(), "BTC-PERP", "2", "60000")]);
+    assert_eq!(chain.block(&[whale_report]), vec![TxCode::Ok]);
+    chain.block(&[]);
+    let btc: clearnode_types::MarketId = "BTC-PERP".parse().expect("id");
+    let margin = chain.engine.state().markets[&btc].margin;
+    assert_eq!(margin.target.ppm(), 715_000);
+    assert!(
+        margin.current.ppm() < 200_000,
+        "existing positions phase in: {}",
+        margin.current
+    );
+    // New risk pays the target at the open interest it creates, at once:
+    // 0.2 BTC more makes 132,000 of OI, a target of 82.9%, so 12,000 needs
+    // 9,948 and fits in 10,000; 0.3 BTC (138,000, 88.6%) needs 15,948.
+    let fits = venue_a.report("venue-a", &[(small.address(), "BTC-PERP", "0.2", "60000")]);
+    assert_eq!(chain.block(&[fits]), vec![TxCode::Ok]);
+    let too_much = venue_a.report("venue-a", &[(small.address(), "BTC-PERP", "0.3", "60000")]);
+    assert_eq!(
+        chain.block(&[too_much]),
+        vec![TxCode::InsufficientInitialMargin]
+    );
+    // After the phase-in the existing positions pay it too.
+    for _ in 0..40 {
+        chain.block(&[]);
+    }
+    let margin = chain.engine.state().markets[&btc].margin;
+    assert_eq!(margin.current, margin.target);
+    assert_eq!(margin.target.ppm(), 829_000);
+    assert_eq!(chain.risk(small.address()).initial_requirement, "9948");
 }
 
 #[test]
@@ -367,7 +479,7 @@ proptest::proptest! {
     /// (running totals included), and a second engine fed the same blocks
     /// writes the same bytes.
     #[test]
-    fn reload_and_replay_reproduce_the_state(ops in proptest::collection::vec((0u8..5, 0u8..4, 0u8..3, -40i32..40, 1u32..5000), 1..60)) {
+    fn reload_and_replay_reproduce_the_state(ops in proptest::collection::vec((0u8..6, 0u8..4, 0u8..3, -40i32..40, 1u32..5000), 1..60)) {
         let mut live = Chain::new();
         let mut twin = Chain::new();
         let mut custodian = Signer::new(custodian_key());
@@ -376,6 +488,13 @@ proptest::proptest! {
         for block in ops.chunks(5) {
             let mut txs = Vec::new();
             for &(kind, trader, venue, size, amount) in block {
+                if kind == 5 {
+                    // A price move of up to +-20% from 60,000.
+                    let price = 60_000 + i64::from(size) * 300;
+                    live.prices.push(btc_price(price));
+                    twin.prices.push(btc_price(price));
+                    continue;
+                }
                 let t = usize::from(trader);
                 let v = usize::from(venue);
                 let address = traders[t].address();

@@ -32,7 +32,9 @@ impl Engine {
             Action::Deposit(deposit) => deposit::validate(&self.state, tx, deposit),
             Action::Withdraw(withdraw) => withdraw::validate(&self.state, tx, withdraw),
             Action::AuthorizeVenue(authorize) => authorize::validate(&self.state, authorize),
-            Action::PositionReport(report) => report::validate(&self.state, tx, report),
+            Action::PositionReport(report) => {
+                report::validate(&self.state, &self.open_interest(), tx, report)
+            }
         }
     }
 

@@ -1,15 +1,24 @@
 //! PositionReport: a venue's batch of position snapshots for accounts that
 //! authorized it. All entries apply, or none.
 
-use clearnode_types::tx::{PositionReport, VerifiedTx};
-use clearnode_types::{TxCode, TxRejection};
+use std::collections::BTreeMap;
+
+use clearnode_num::{NumError, Quantity, Ratio, Rounding};
+use clearnode_types::tx::{PositionReport, ReportEntry, VerifiedTx};
+use clearnode_types::{Address, MarketId, TxCode, TxRejection, VenueId};
 
 use super::reject;
 use crate::block::{Engine, Event};
-use crate::state::{Position, State};
+use crate::margin::regime::{self, TargetInputs};
+use crate::margin::{compute_risk, compute_risk_with, Health, MarginMode};
+use crate::state::{Account, Position, State};
+
+/// Open interest (long, short sizes) per market.
+pub(crate) type OpenInterest = BTreeMap<MarketId, (Quantity, Quantity)>;
 
 pub(super) fn validate(
     state: &State,
+    open_interest: &OpenInterest,
     tx: &VerifiedTx,
     report: &PositionReport,
 ) -> Result<(), TxRejection> {
@@ -57,7 +66,7 @@ pub(super) fn validate(
             ));
         }
     }
-    // What: listed markets, bounded sizes.
+    // What: listed markets, bounded sizes, then each account's margin.
     for (index, entry) in report.entries.iter().enumerate() {
         if !state.markets.contains_key(&entry.market) {
             return Err(reject(
@@ -79,6 +88,163 @@ pub(super) fn validate(
             ));
         }
     }
+    check_margin(state, open_interest, report)
+}
+
+fn long_part(size: Quantity) -> Quantity {
+    size.max(Quantity::ZERO)
+}
+
+fn short_part(size: Quantity) -> Result<Quantity, NumError> {
+    size.min(Quantity::ZERO).checked_neg()
+}
+
+/// How the report moves each market's (long, short) open interest.
+fn open_interest_changes(state: &State, report: &PositionReport) -> Result<OpenInterest, NumError> {
+    let mut changes = OpenInterest::new();
+    for entry in &report.entries {
+        let old = state
+            .accounts
+            .get(&entry.account)
+            .and_then(|a| {
+                a.positions
+                    .get(&(entry.market.clone(), report.venue.clone()))
+            })
+            .map_or(Quantity::ZERO, |p| p.size);
+        let (long, short) = changes.entry(entry.market.clone()).or_default();
+        *long = long.checked_add(long_part(entry.size).checked_sub(long_part(old))?)?;
+        *short = short.checked_add(short_part(entry.size)?.checked_sub(short_part(old)?)?)?;
+    }
+    Ok(changes)
+}
+
+/// The target fraction of each market the report touches, at the open
+/// interest the report itself creates (dYdX applies a trade's OI before
+/// computing the fraction, so a whale cannot open at the base rate).
+fn projected_targets(
+    state: &State,
+    open_interest: &OpenInterest,
+    report: &PositionReport,
+) -> Result<BTreeMap<MarketId, Ratio>, NumError> {
+    let mut targets = BTreeMap::new();
+    for (id, (long_change, short_change)) in open_interest_changes(state, report)? {
+        let Some(market) = state.markets.get(&id) else {
+            continue;
+        };
+        let (long, short) = open_interest.get(&id).copied().unwrap_or_default();
+        let larger = long
+            .checked_add(long_change)?
+            .max(short.checked_add(short_change)?);
+        let target = regime::target_fraction(&TargetInputs {
+            base: market.initial_margin,
+            open_interest: larger.notional(market.oracle_price, Rounding::Ceil)?,
+            open_interest_lower_cap: market.open_interest_lower_cap,
+            open_interest_upper_cap: market.open_interest_upper_cap,
+            volatility_ppm: regime::volatility_ppm(market.margin.volatility_variance),
+            volatility_reference_ppm: market.volatility_reference_ppm,
+        })?;
+        targets.insert(id, target);
+    }
+    Ok(targets)
+}
+
+/// Sets (or, at size zero, removes) the reported position.
+fn apply_entry(account: &mut Account, venue: &VenueId, entry: &ReportEntry, height: u64) {
+    let key = (entry.market.clone(), venue.clone());
+    match entry.entry_price {
+        Some(entry_price) if !entry.size.is_zero() => {
+            let position = Position {
+                size: entry.size,
+                entry_price,
+                updated_height: height,
+            };
+            account.positions.insert(key, position);
+        }
+        _ => {
+            account.positions.remove(&key);
+        }
+    }
+}
+
+/// The report applied to a copy of one account.
+fn reported(account: &Account, venue: &VenueId, entries: &[&ReportEntry], height: u64) -> Account {
+    let mut after = account.clone();
+    for entry in entries {
+        apply_entry(&mut after, venue, entry, height);
+    }
+    after
+}
+
+/// Net size per market.
+fn net_sizes(account: &Account) -> Result<BTreeMap<&MarketId, Quantity>, NumError> {
+    let mut nets: BTreeMap<&MarketId, Quantity> = BTreeMap::new();
+    for ((market, _), position) in &account.positions {
+        let net = nets.entry(market).or_default();
+        *net = net.checked_add(position.size)?;
+    }
+    Ok(nets)
+}
+
+/// Whether `after` has more net exposure than `before` in some market (a
+/// larger net size, or a flip to the other side).
+fn adds_exposure(before: &Account, after: &Account) -> Result<bool, NumError> {
+    let before = net_sizes(before)?;
+    for (market, net_after) in net_sizes(after)? {
+        let net_before = before.get(market).copied().unwrap_or_default();
+        let flipped = net_before.signum() * net_after.signum() < 0;
+        if flipped || net_after.abs()? > net_before.abs()? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Accounts in margin call or worse are reduce-only, and new exposure must
+/// be covered at the fraction that applies to new risk.
+fn check_margin(
+    state: &State,
+    open_interest: &OpenInterest,
+    report: &PositionReport,
+) -> Result<(), TxRejection> {
+    let arithmetic = |e: NumError| reject(TxCode::InvalidAmount, format!("margin arithmetic: {e}"));
+    let targets = projected_targets(state, open_interest, report).map_err(arithmetic)?;
+    let mut by_account: BTreeMap<Address, Vec<&ReportEntry>> = BTreeMap::new();
+    for entry in &report.entries {
+        by_account.entry(entry.account).or_default().push(entry);
+    }
+    let height = state.chain.height;
+    for (address, entries) in by_account {
+        let Some(account) = state.accounts.get(&address) else {
+            continue; // unreachable: authorization was checked
+        };
+        let after = reported(account, &report.venue, &entries, height);
+        if !adds_exposure(account, &after).map_err(arithmetic)? {
+            continue;
+        }
+        let now =
+            compute_risk(account, &state.markets, &state.assets, height).map_err(arithmetic)?;
+        if now.health >= Health::MarginCall {
+            return Err(reject(
+                TxCode::ReduceOnly,
+                format!(
+                    "account {address} is in {:?} (equity {} < initial {}): reduce-only",
+                    now.health, now.equity, now.initial
+                ),
+            ));
+        }
+        let mode = MarginMode::NewRisk(&targets);
+        let next = compute_risk_with(&after, &state.markets, &state.assets, height, mode)
+            .map_err(arithmetic)?;
+        if next.equity < next.initial {
+            return Err(reject(
+                TxCode::InsufficientInitialMargin,
+                format!(
+                    "account {address}: equity {} would not cover the initial requirement {} of the new exposure",
+                    next.equity, next.initial
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -86,24 +252,23 @@ impl Engine {
     pub(super) fn apply_report(&mut self, report: PositionReport) -> Result<Event, TxRejection> {
         let height = self.state.chain.height;
         let entries = report.entries.len();
+        let changes = open_interest_changes(&self.state, &report)
+            .map_err(|e| reject(TxCode::InvalidAmount, e.to_string()))?;
+        for (market, (long_change, short_change)) in changes {
+            let block = self.context()?;
+            let (long, short) = block.open_interest.entry(market).or_default();
+            let add = |total: &mut Quantity, change| {
+                total
+                    .checked_add(change)
+                    .map(|sum| *total = sum)
+                    .map_err(|e| reject(TxCode::InvalidAmount, e.to_string()))
+            };
+            add(long, long_change)?;
+            add(short, short_change)?;
+        }
         for entry in report.entries {
-            let key = (entry.market.clone(), report.venue.clone());
             let account = self.touch_account(entry.account)?;
-            match entry.entry_price {
-                Some(entry_price) if !entry.size.is_zero() => {
-                    account.positions.insert(
-                        key,
-                        Position {
-                            size: entry.size,
-                            entry_price,
-                            updated_height: height,
-                        },
-                    );
-                }
-                _ => {
-                    account.positions.remove(&key);
-                }
-            }
+            apply_entry(account, &report.venue, &entry, height);
             let block = self.context()?;
             block.dirty_markets.insert(entry.market.clone());
             block

@@ -8,13 +8,30 @@ use super::*;
 use crate::state::{Account, Asset, Market, Position};
 
 fn market(price: i64) -> Market {
+    let base = Ratio::from_ppm(50_000);
     Market {
         id: "BTC-PERP".parse().expect("id"),
         oracle_price: Price::from_units(price).expect("positive"),
-        initial_margin: Ratio::from_ppm(50_000),
-        maintenance_margin: Ratio::from_ppm(30_000),
-        basis_initial: Ratio::from_ppm(10_000),
-        basis_maintenance: Ratio::from_ppm(5_000),
+        initial_margin: base,
+        maintenance_fraction: Ratio::from_ppm(600_000),
+        basis: Ratio::from_ppm(10_000),
+        open_interest_lower_cap: Money::ZERO,
+        open_interest_upper_cap: Money::ZERO,
+        size_tiers: regime::size_tiers(
+            base,
+            &[(Money::from_units(5_000_000), Ratio::from_ppm(100_000))],
+        )
+        .expect("tiers"),
+        volatility_decay: Ratio::from_ppm(940_000),
+        volatility_reference_ppm: 10_000,
+        margin_phase_in_blocks: 10,
+        margin_rise_per_block_max: Ratio::from_ppm(10_000),
+        margin: regime::MarketMargin {
+            target: base,
+            current: base,
+            phase_target: base,
+            ..Default::default()
+        },
     }
 }
 

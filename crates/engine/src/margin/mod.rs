@@ -1,5 +1,5 @@
 //! Cross-venue margin of one account: pure functions of its positions,
-//! collateral and the current prices.
+//! collateral, the current prices and each market's margin regime.
 //!
 //! Per market, the positions on all venues are netted: the net size pays
 //! the market's margin fraction, and the part of the gross size that nets
@@ -14,6 +14,18 @@ use clearnode_num::{Money, NumError, Quantity, Ratio, Rounding};
 use clearnode_types::{AssetId, MarketId};
 
 use crate::state::{Account, Asset, Market};
+
+pub mod regime;
+
+/// Which initial margin fraction of a market applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarginMode<'a> {
+    /// Existing positions: the market's current (phased-in) fraction.
+    Existing,
+    /// New risk: the market's target fraction at once, or the given one
+    /// where the new risk itself moves the target (its open interest).
+    NewRisk(&'a BTreeMap<MarketId, Ratio>),
+}
 
 /// Health of an account, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -98,15 +110,26 @@ pub fn collateral_value(
     Ok(total)
 }
 
-/// The account's risk at the given prices.
+/// The account's risk at the current prices, existing positions' margin.
 pub fn compute_risk(
     account: &Account,
     markets: &BTreeMap<MarketId, Market>,
     assets: &BTreeMap<AssetId, Asset>,
     height: u64,
 ) -> Result<Risk, NumError> {
+    compute_risk_with(account, markets, assets, height, MarginMode::Existing)
+}
+
+/// The account's risk at the current prices, with the chosen margin.
+pub fn compute_risk_with(
+    account: &Account,
+    markets: &BTreeMap<MarketId, Market>,
+    assets: &BTreeMap<AssetId, Asset>,
+    height: u64,
+    mode: MarginMode<'_>,
+) -> Result<Risk, NumError> {
     let collateral_value = collateral_value(&account.collateral, assets)?;
-    let exposures = exposures(account, markets)?;
+    let exposures = exposures(account, markets, mode)?;
     let mut risk = Risk {
         collateral_value,
         computed_height: height,
@@ -145,6 +168,7 @@ pub fn health(equity: Money, initial: Money, maintenance: Money) -> Health {
 fn exposures(
     account: &Account,
     markets: &BTreeMap<MarketId, Market>,
+    mode: MarginMode<'_>,
 ) -> Result<Vec<Exposure>, NumError> {
     let mut result: Vec<Exposure> = Vec::new();
     let mut current: Option<(&Market, Quantity, Quantity, Money)> = None;
@@ -163,14 +187,14 @@ fn exposures(
             }
             _ => {
                 if let Some((m, net, gross, upnl)) = current.take() {
-                    result.push(market_exposure(m, net, gross, upnl)?);
+                    result.push(market_exposure(m, net, gross, upnl, mode)?);
                 }
                 current = Some((market, position.size, position.size.abs()?, pnl));
             }
         }
     }
     if let Some((m, net, gross, upnl)) = current {
-        result.push(market_exposure(m, net, gross, upnl)?);
+        result.push(market_exposure(m, net, gross, upnl, mode)?);
     }
     Ok(result)
 }
@@ -180,26 +204,52 @@ fn market_exposure(
     net_size: Quantity,
     gross_size: Quantity,
     unrealized_pnl: Money,
+    mode: MarginMode<'_>,
 ) -> Result<Exposure, NumError> {
     let price = market.oracle_price;
     let net_notional = net_size.abs()?.notional(price, Rounding::Ceil)?;
     let netted_notional = gross_size
         .checked_sub(net_size.abs()?)?
         .notional(price, Rounding::Ceil)?;
-    let requirement = |net_fraction: Ratio, basis_fraction: Ratio| -> Result<Money, NumError> {
-        net_notional
-            .mul_ratio(net_fraction, Rounding::Ceil)?
-            .checked_add(netted_notional.mul_ratio(basis_fraction, Rounding::Ceil)?)
+    let market_fraction = match mode {
+        MarginMode::Existing => market.margin.current,
+        MarginMode::NewRisk(projected) => projected
+            .get(&market.id)
+            .copied()
+            .unwrap_or(market.margin.target)
+            .max(market.margin.target),
     };
+    let flat =
+        net_notional.mul_ratio(market_fraction.max(market.initial_margin), Rounding::Ceil)?;
+    let tiered =
+        regime::tiered_requirement(net_notional, market.initial_margin, &market.size_tiers)?;
+    let basis = netted_notional.mul_ratio(market.basis, Rounding::Ceil)?;
+    let initial = flat.max(tiered).checked_add(basis)?;
     Ok(Exposure {
         market: market.id.clone(),
         net_size,
         gross_size,
         net_notional,
         unrealized_pnl,
-        initial: requirement(market.initial_margin, market.basis_initial)?,
-        maintenance: requirement(market.maintenance_margin, market.basis_maintenance)?,
+        initial,
+        maintenance: initial.mul_ratio(market.maintenance_fraction, Rounding::Ceil)?,
     })
+}
+
+/// Margin ratio (equity / maintenance, ppm, floored) for the risk index;
+/// `None` without positions.
+pub fn margin_ratio_ppm(risk: &Risk) -> Option<i128> {
+    if risk.maintenance.is_positive() {
+        clearnode_num::mul_div(
+            risk.equity.raw(),
+            1_000_000,
+            risk.maintenance.raw(),
+            Rounding::Floor,
+        )
+        .ok()
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
