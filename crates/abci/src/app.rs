@@ -226,17 +226,18 @@ impl Application for ClearnodeApp {
             AppMetrics::count(&self.shared.metrics.block_results, outcome.code.number());
             tx_results.push(exec_result(outcome));
         }
-        let output = engine.end_block().unwrap_or_else(|e| fatal(e));
+        let clearnode_engine::BlockOutput { writes, events } =
+            engine.end_block().unwrap_or_else(|e| fatal(e));
         let prepared = self
             .shared
             .store
-            .prepare(height, output.writes)
+            .prepare(height, writes)
             .unwrap_or_else(|e| fatal(e));
         let app_hash = prepared.root_hash();
         consensus.pending = Some(prepared);
         tracing::debug!(height, txs = request.txs.len(), "finalized block");
         ResponseFinalizeBlock {
-            events: Vec::new(),
+            events: events.into_iter().map(crate::convert::event).collect(),
             tx_results,
             validator_updates: Vec::new(),
             consensus_param_updates: None,

@@ -76,8 +76,16 @@ pub struct BlockOutput {
 #[derive(Debug, Default)]
 pub(crate) struct BlockContext {
     pub(crate) header: BlockHeader,
-    /// Touched accounts with their collateral before the block (conservation check).
-    pub(crate) touched: BTreeMap<Address, BTreeMap<AssetId, Quantity>>,
+    /// Touched accounts with what they held before the block (conservation checks).
+    pub(crate) touched: BTreeMap<Address, Before>,
+    /// The insurance fund and the venues' settlement total before the block.
+    pub(crate) settlement_before: Money,
+    /// Liquidation orders posted, changed or removed.
+    pub(crate) dirty_orders: BTreeSet<crate::state::OrderKey>,
+    /// Venues whose settlement balance changed.
+    pub(crate) dirty_settlements: BTreeSet<VenueId>,
+    /// The insurance fund changed.
+    pub(crate) fund_dirty: bool,
     pub(crate) dirty_positions: BTreeSet<(Address, MarketId, VenueId)>,
     pub(crate) dirty_markets: BTreeSet<MarketId>,
     pub(crate) dirty_sequences: BTreeSet<Address>,
@@ -93,6 +101,13 @@ pub(crate) struct BlockContext {
     pub(crate) open_interest: BTreeMap<MarketId, (Quantity, Quantity)>,
     /// Deposits less withdrawals in this block, per asset.
     pub(crate) flows: BTreeMap<AssetId, Quantity>,
+}
+
+/// What a touched account held before the block.
+#[derive(Debug, Default)]
+pub(crate) struct Before {
+    pub(crate) collateral: BTreeMap<AssetId, Quantity>,
+    pub(crate) settled_pnl: Money,
 }
 
 /// The deterministic state machine.
@@ -163,6 +178,8 @@ impl Engine {
             header,
             ..BlockContext::default()
         });
+        let settlement_before = self.settlement_total().map_err(invariant)?;
+        self.block_context()?.settlement_before = settlement_before;
         let open_interest = self
             .state
             .market_totals
@@ -172,6 +189,12 @@ impl Engine {
         self.block_context()?.open_interest = open_interest;
         self.apply_prices(prices)?;
         self.refresh_margin_regimes(header.height)
+    }
+
+    /// The insurance fund plus what the clearinghouse owes the venues.
+    fn settlement_total(&self) -> Result<Money, clearnode_num::NumError> {
+        let venues = Money::checked_sum(self.state.venue_settlements.values().copied())?;
+        venues.checked_add(self.state.insurance_fund.balance)
     }
 
     /// Open interest (long, short) per market now: as of the last block,
@@ -244,9 +267,12 @@ impl Engine {
                     let markets = apply_contribution(into, address, account, Direction::Remove)
                         .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
                     block.dirty_markets.extend(markets);
-                    account.collateral.clone()
+                    Before {
+                        collateral: account.collateral.clone(),
+                        settled_pnl: account.settled_pnl,
+                    }
                 }
-                None => BTreeMap::new(),
+                None => Before::default(),
             };
             block.touched.insert(address, before);
         }
@@ -256,12 +282,13 @@ impl Engine {
     /// Ends the block: recomputes touched accounts, aggregates, checks
     /// conservation and returns the writes.
     pub fn end_block(&mut self) -> Result<BlockOutput, EngineError> {
-        let block = self
+        let mut block = self
             .block
             .take()
             .ok_or_else(|| EngineError::Lifecycle("end_block outside a block".into()))?;
         let height = block.header.height;
         let mut writes: Vec<Write> = Vec::new();
+        let mut events = Vec::new();
         let mut dirty_markets = block.dirty_markets.clone();
         self.check_conservation(&block)?;
         for address in block.touched.keys() {
@@ -280,12 +307,44 @@ impl Engine {
             let markets = apply_contribution(into, *address, account, Direction::Add)
                 .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
             dirty_markets.extend(markets);
+        }
+        let status_changed = self.run_ladder(&mut block, &mut events)?;
+        let written: BTreeSet<&Address> =
+            block.touched.keys().chain(status_changed.iter()).collect();
+        for address in written {
+            let account = self
+                .state
+                .accounts
+                .get(address)
+                .ok_or_else(|| invariant(format!("account {address} vanished")))?;
             writes.push((
                 keys::account(address),
                 Some(codec::account_to_pb(address, account).encode_to_vec()),
             ));
             let risk = codec::risk_to_pb(address, &account.risk).map_err(invariant)?;
             writes.push((keys::risk(address), Some(risk.encode_to_vec())));
+        }
+        for key in &block.dirty_orders {
+            let value = self
+                .state
+                .liquidation_orders
+                .get(key)
+                .map(|order| codec::order_to_pb(key, order).encode_to_vec());
+            writes.push((keys::liquidation_order(&key.0, &key.1, &key.2), value));
+        }
+        for venue in &block.dirty_settlements {
+            let balance = self
+                .state
+                .venue_settlements
+                .get(venue)
+                .copied()
+                .unwrap_or_default();
+            let value = codec::settlement_to_pb(venue, balance).encode_to_vec();
+            writes.push((keys::settlement(venue), Some(value)));
+        }
+        if block.fund_dirty {
+            let value = codec::fund_to_pb(&self.state.insurance_fund).encode_to_vec();
+            writes.push((keys::insurance_fund(), Some(value)));
         }
         for (address, market, venue) in &block.dirty_positions {
             let key = keys::position(address, market, venue);
@@ -360,10 +419,7 @@ impl Engine {
             Some(codec::chain_info_to_pb(&self.state.chain).encode_to_vec()),
         ));
         writes.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(BlockOutput {
-            writes,
-            events: Vec::new(),
-        })
+        Ok(BlockOutput { writes, events })
     }
 
     /// The encoded system aggregate at the current prices.
@@ -411,18 +467,26 @@ impl Engine {
     /// balance is non-negative.
     fn check_conservation(&self, block: &BlockContext) -> Result<(), EngineError> {
         let mut change: BTreeMap<&AssetId, Quantity> = BTreeMap::new();
+        let mut settled_change = Money::ZERO;
         for (address, before) in &block.touched {
-            let after = self
+            let account = self
                 .state
                 .accounts
                 .get(address)
-                .map(|a| &a.collateral)
                 .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
-            for (asset, amount) in after {
+            settled_change = settled_change
+                .checked_add(
+                    account
+                        .settled_pnl
+                        .checked_sub(before.settled_pnl)
+                        .map_err(invariant)?,
+                )
+                .map_err(invariant)?;
+            for (asset, amount) in &account.collateral {
                 let total = change.entry(asset).or_default();
                 *total = total.checked_add(*amount).map_err(invariant)?;
             }
-            for (asset, amount) in before {
+            for (asset, amount) in &before.collateral {
                 let total = change.entry(asset).or_default();
                 *total = total.checked_sub(*amount).map_err(invariant)?;
             }
@@ -444,6 +508,22 @@ impl Engine {
             if ledger.withdrawn > ledger.deposited {
                 return Err(invariant(format!("ledger {asset} is negative")));
             }
+        }
+        // Realized PnL and penalties move between accounts, venues and the
+        // insurance fund, and never appear from nowhere.
+        let settlement_change = self
+            .settlement_total()
+            .and_then(|now| now.checked_sub(block.settlement_before))
+            .map_err(invariant)?;
+        if !settled_change
+            .checked_add(settlement_change)
+            .map_err(invariant)?
+            .is_zero()
+        {
+            return Err(invariant(format!(
+                "settlement not conserved at height {}: accounts changed by {settled_change}, venues and fund by {settlement_change}",
+                block.header.height
+            )));
         }
         Ok(())
     }

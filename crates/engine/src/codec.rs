@@ -9,7 +9,8 @@ use clearnode_types::{Address, AssetId, MarketId, VenueId};
 use crate::margin::regime::{size_tiers, volatility_ppm, MarketMargin};
 use crate::margin::{Exposure, Health, Risk};
 use crate::state::{
-    Account, Asset, ChainInfo, Ledger, Market, MarketTotals, Params, Position, SystemTotals, Venue,
+    Account, Asset, ChainInfo, InsuranceFund, Ledger, LiquidationOrder, LiquidationParams, Market,
+    MarketTotals, OrderKey, Params, Position, SystemTotals, Venue,
 };
 
 /// A stored value that does not decode: the database is corrupt or foreign.
@@ -66,18 +67,117 @@ pub fn chain_info_from_pb(value: pb::ChainInfo) -> ChainInfo {
 }
 
 /// Encodes params.
-pub fn params_to_pb(params: &Params) -> pb::RiskParams {
-    pb::RiskParams {
+pub fn params_to_pb(params: &Params) -> Result<pb::RiskParams, DecodeError> {
+    let l = &params.liquidation;
+    Ok(pb::RiskParams {
         report_entries_max: params.report_entries_max,
         position_size_max: params.position_size_max.to_string(),
-    }
+        liquidation: Some(pb::LiquidationParams {
+            fraction_per_block_ppm: ppm("params", l.fraction_per_block)?,
+            min_notional: l.min_notional.to_string(),
+            accounts_per_block_max: l.accounts_per_block_max,
+            deadline_blocks: l.deadline_blocks,
+            spread_to_maintenance_ppm: ppm("params", l.spread_to_maintenance)?,
+            fee_base_ppm: ppm("params", l.fee_base)?,
+            fee_convex_ppm: ppm("params", l.fee_convex)?,
+            fee_per_block_ppm: ppm("params", l.fee_per_block)?,
+            fee_max_ppm: ppm("params", l.fee_max)?,
+            liquidator_share_ppm: ppm("params", l.liquidator_share)?,
+        }),
+        insurance_fund_initial: params.insurance_fund_initial.to_string(),
+    })
 }
 
 /// Decodes params.
 pub fn params_from_pb(value: pb::RiskParams) -> Result<Params, DecodeError> {
+    let l = value
+        .liquidation
+        .ok_or_else(|| bad("params", "no liquidation parameters"))?;
     Ok(Params {
         report_entries_max: value.report_entries_max,
         position_size_max: parse("params", &value.position_size_max)?,
+        liquidation: LiquidationParams {
+            fraction_per_block: ratio(l.fraction_per_block_ppm),
+            min_notional: parse("params", &l.min_notional)?,
+            accounts_per_block_max: l.accounts_per_block_max,
+            deadline_blocks: l.deadline_blocks,
+            spread_to_maintenance: ratio(l.spread_to_maintenance_ppm),
+            fee_base: ratio(l.fee_base_ppm),
+            fee_convex: ratio(l.fee_convex_ppm),
+            fee_per_block: ratio(l.fee_per_block_ppm),
+            fee_max: ratio(l.fee_max_ppm),
+            liquidator_share: ratio(l.liquidator_share_ppm),
+        },
+        insurance_fund_initial: parse("params", &value.insurance_fund_initial)?,
+    })
+}
+
+/// Encodes a liquidation order.
+pub fn order_to_pb(key: &OrderKey, order: &LiquidationOrder) -> pb::LiquidationOrder {
+    pb::LiquidationOrder {
+        account: key.0.as_bytes().to_vec(),
+        market: key.1.to_string(),
+        venue: key.2.to_string(),
+        quantity: order.quantity.to_string(),
+        limit_price: order.limit_price.to_string(),
+        side: order.side,
+        posted_height: order.posted_height,
+        deadline_height: order.deadline_height,
+    }
+}
+
+/// Decodes a liquidation order.
+pub fn order_from_pb(
+    value: pb::LiquidationOrder,
+) -> Result<(OrderKey, LiquidationOrder), DecodeError> {
+    let account = Address::from_slice(&value.account).ok_or_else(|| bad("order", "address"))?;
+    Ok((
+        (
+            account,
+            parse("order", &value.market)?,
+            parse("order", &value.venue)?,
+        ),
+        LiquidationOrder {
+            quantity: parse("order", &value.quantity)?,
+            limit_price: parse("order", &value.limit_price)?,
+            side: value.side,
+            posted_height: value.posted_height,
+            deadline_height: value.deadline_height,
+        },
+    ))
+}
+
+/// Encodes a venue's settlement balance.
+pub fn settlement_to_pb(venue: &VenueId, balance: Money) -> pb::VenueSettlement {
+    pb::VenueSettlement {
+        venue: venue.to_string(),
+        balance: balance.to_string(),
+    }
+}
+
+/// Decodes a venue's settlement balance.
+pub fn settlement_from_pb(value: pb::VenueSettlement) -> Result<(VenueId, Money), DecodeError> {
+    Ok((
+        parse("settlement", &value.venue)?,
+        parse("settlement", &value.balance)?,
+    ))
+}
+
+/// Encodes the insurance fund.
+pub fn fund_to_pb(fund: &InsuranceFund) -> pb::InsuranceFund {
+    pb::InsuranceFund {
+        balance: fund.balance.to_string(),
+        inflows: fund.inflows.to_string(),
+        payouts: fund.payouts.to_string(),
+    }
+}
+
+/// Decodes the insurance fund.
+pub fn fund_from_pb(value: pb::InsuranceFund) -> Result<InsuranceFund, DecodeError> {
+    Ok(InsuranceFund {
+        balance: parse("fund", &value.balance)?,
+        inflows: parse("fund", &value.inflows)?,
+        payouts: parse("fund", &value.payouts)?,
     })
 }
 
@@ -233,13 +333,21 @@ pub fn account_to_pb(address: &Address, account: &Account) -> pb::Account {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        settled_pnl: account.settled_pnl.to_string(),
+        liquidator: account.liquidator,
+        liquidating_since: account.liquidating_since,
     }
 }
 
 /// Decodes an account record (positions and risk are stored apart).
 pub fn account_from_pb(value: pb::Account) -> Result<(Address, Account), DecodeError> {
     let address = Address::from_slice(&value.address).ok_or_else(|| bad("account", "address"))?;
-    let mut account = Account::default();
+    let mut account = Account {
+        settled_pnl: parse("account", &value.settled_pnl)?,
+        liquidator: value.liquidator,
+        liquidating_since: value.liquidating_since,
+        ..Account::default()
+    };
     for entry in value.collateral {
         let asset: AssetId = parse("account", &entry.asset)?;
         account

@@ -4,16 +4,34 @@ use std::collections::BTreeMap;
 
 use clearnode_num::{Money, Ratio};
 use clearnode_proto::state::v1 as pb;
-use clearnode_types::genesis::{parse_public_key, Genesis, GenesisError};
+use clearnode_types::genesis::{parse_public_key, Genesis, GenesisError, GenesisLiquidation};
 use prost::Message;
 
 use crate::block::{Engine, Write};
 use crate::margin::regime::{size_tiers, MarketMargin};
-use crate::state::{Asset, ChainInfo, Ledger, Market, Params, State, SystemTotals, Venue};
+use crate::state::{
+    Asset, ChainInfo, InsuranceFund, Ledger, LiquidationParams, Market, Params, State,
+    SystemTotals, Venue,
+};
 use crate::{codec, keys};
 
 fn ppm(value: u64) -> Ratio {
     Ratio::from_raw(i128::from(value))
+}
+
+fn liquidation_params(l: &GenesisLiquidation) -> LiquidationParams {
+    LiquidationParams {
+        fraction_per_block: ppm(l.fraction_per_block_ppm),
+        min_notional: l.min_notional,
+        accounts_per_block_max: l.accounts_per_block_max,
+        deadline_blocks: l.deadline_blocks,
+        spread_to_maintenance: ppm(l.spread_to_maintenance_ppm),
+        fee_base: ppm(l.fee_base_ppm),
+        fee_convex: ppm(l.fee_convex_ppm),
+        fee_per_block: ppm(l.fee_per_block_ppm),
+        fee_max: ppm(l.fee_max_ppm),
+        liquidator_share: ppm(l.liquidator_share_ppm),
+    }
 }
 
 impl Engine {
@@ -35,6 +53,8 @@ impl Engine {
             params: Params {
                 report_entries_max: genesis.params.report_entries_max,
                 position_size_max: genesis.params.position_size_max,
+                liquidation: liquidation_params(&genesis.params.liquidation),
+                insurance_fund_initial: genesis.params.insurance_fund_initial,
             },
             custodian: parse_public_key(&genesis.custodian.public_key)?,
             markets: BTreeMap::new(),
@@ -46,6 +66,12 @@ impl Engine {
             market_totals: BTreeMap::new(),
             system: SystemTotals::default(),
             indexes: Default::default(),
+            liquidation_orders: BTreeMap::new(),
+            insurance_fund: InsuranceFund {
+                balance: genesis.params.insurance_fund_initial,
+                ..InsuranceFund::default()
+            },
+            venue_settlements: BTreeMap::new(),
         };
         for m in &genesis.markets {
             let base = ppm(m.initial_margin_ppm);
@@ -93,6 +119,7 @@ impl Engine {
                 active: v.active,
             };
             state.venues.insert(v.id.clone(), venue);
+            state.venue_settlements.insert(v.id.clone(), Money::ZERO);
         }
         let engine = Engine { state, block: None };
         let writes = engine
@@ -111,7 +138,15 @@ impl Engine {
             ),
             (
                 keys::params(),
-                Some(codec::params_to_pb(&state.params).encode_to_vec()),
+                Some(
+                    codec::params_to_pb(&state.params)
+                        .map_err(invariant)?
+                        .encode_to_vec(),
+                ),
+            ),
+            (
+                keys::insurance_fund(),
+                Some(codec::fund_to_pb(&state.insurance_fund).encode_to_vec()),
             ),
             (
                 keys::custodian(),
@@ -144,6 +179,8 @@ impl Engine {
                 keys::venue(id),
                 Some(codec::venue_to_pb(venue).encode_to_vec()),
             ));
+            let settlement = codec::settlement_to_pb(id, Money::ZERO);
+            writes.push((keys::settlement(id), Some(settlement.encode_to_vec())));
         }
         writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
         writes.sort_by(|a, b| a.0.cmp(&b.0));

@@ -94,3 +94,22 @@ pub const LEDGER_PREFIX: &[u8] = b"ledger/";
 pub fn ledger(asset: &AssetId) -> Vec<u8> {
     [LEDGER_PREFIX, asset.as_str().as_bytes()].concat()
 }
+
+/// `insurance_fund`: `InsuranceFund`.
+pub fn insurance_fund() -> Vec<u8> {
+    b"insurance_fund".to_vec()
+}
+
+/// Prefix of all venue settlements.
+pub const SETTLEMENT_PREFIX: &[u8] = b"settlement/";
+/// `settlement/venue-a`: `VenueSettlement`.
+pub fn settlement(venue: &VenueId) -> Vec<u8> {
+    [SETTLEMENT_PREFIX, venue.as_str().as_bytes()].concat()
+}
+
+/// Prefix of all liquidation orders.
+pub const LIQUIDATION_PREFIX: &[u8] = b"liq/";
+/// `liq/<address>/<market>/<venue>`: `LiquidationOrder`.
+pub fn liquidation_order(address: &Address, market: &MarketId, venue: &VenueId) -> Vec<u8> {
+    format!("liq/{}/{}/{}", address.to_hex(), market, venue).into_bytes()
+}

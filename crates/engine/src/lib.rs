@@ -22,6 +22,7 @@ pub mod codec;
 mod exec;
 mod genesis;
 pub mod keys;
+mod liquidation;
 mod load;
 pub mod margin;
 mod prices;

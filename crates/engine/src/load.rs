@@ -81,7 +81,21 @@ impl Engine {
             market_totals: BTreeMap::new(),
             system: SystemTotals::default(),
             indexes: Default::default(),
+            liquidation_orders: BTreeMap::new(),
+            insurance_fund: codec::fund_from_pb(decode(
+                "insurance fund",
+                &required(source, keys::insurance_fund())?,
+            )?)?,
+            venue_settlements: BTreeMap::new(),
         };
+        for (_, value) in scan(source, keys::SETTLEMENT_PREFIX)? {
+            let (venue, balance) = codec::settlement_from_pb(decode("settlement", &value)?)?;
+            state.venue_settlements.insert(venue, balance);
+        }
+        for (_, value) in scan(source, keys::LIQUIDATION_PREFIX)? {
+            let (key, order) = codec::order_from_pb(decode("liquidation order", &value)?)?;
+            state.liquidation_orders.insert(key, order);
+        }
         for (_, value) in scan(source, keys::MARKET_PREFIX)? {
             let market = codec::market_from_pb(decode("market", &value)?)?;
             state

@@ -28,6 +28,64 @@ pub struct Params {
     pub report_entries_max: u32,
     /// Largest |size| of one position on one venue.
     pub position_size_max: Quantity,
+    /// The liquidation ladder.
+    pub liquidation: LiquidationParams,
+    /// What the insurance fund started with: the settlement ledger's total.
+    pub insurance_fund_initial: Money,
+}
+
+/// The liquidation ladder's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiquidationParams {
+    /// Share of each position offered per block.
+    pub fraction_per_block: Ratio,
+    /// Smallest notional offered, unless the position is smaller.
+    pub min_notional: Money,
+    /// Most accounts put into liquidation per block.
+    pub accounts_per_block_max: u32,
+    /// Blocks an order waits for a liquidator.
+    pub deadline_blocks: u32,
+    /// Band as a multiple of the maintenance fraction.
+    pub spread_to_maintenance: Ratio,
+    /// Base penalty.
+    pub fee_base: Ratio,
+    /// Convex penalty factor on (shortfall / maintenance)^2.
+    pub fee_convex: Ratio,
+    /// Penalty added per block in liquidation.
+    pub fee_per_block: Ratio,
+    /// Highest penalty.
+    pub fee_max: Ratio,
+    /// The liquidator's share of the penalty.
+    pub liquidator_share: Ratio,
+}
+
+/// A position offered to liquidators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiquidationOrder {
+    /// Quantity still offered (positive).
+    pub quantity: Quantity,
+    /// The worst price for the account.
+    pub limit_price: Price,
+    /// +1: a long being sold; -1: a short being bought.
+    pub side: i32,
+    /// When it was first posted.
+    pub posted_height: u64,
+    /// When the backstop takes it if no liquidator has.
+    pub deadline_height: u64,
+}
+
+/// Key of a liquidation order: the position's account, market and venue.
+pub type OrderKey = (Address, MarketId, VenueId);
+
+/// The insurance fund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InsuranceFund {
+    /// Balance (USD).
+    pub balance: Money,
+    /// Penalties received since genesis.
+    pub inflows: Money,
+    /// Bad debt paid since genesis.
+    pub payouts: Money,
 }
 
 /// A listed market: parameters, mark price and margin regime.
@@ -109,6 +167,12 @@ pub struct Account {
     pub positions: BTreeMap<PositionKey, Position>,
     /// Risk as last computed (at the end of the block that last touched it).
     pub risk: Risk,
+    /// Realized PnL and fees settled by the clearinghouse (USD).
+    pub settled_pnl: Money,
+    /// Registered as a liquidator.
+    pub liquidator: bool,
+    /// Height since which it has been in liquidation (0: not).
+    pub liquidating_since: u64,
 }
 
 /// Flows of one collateral asset since genesis.
@@ -197,6 +261,12 @@ pub struct State {
     pub system: SystemTotals,
     /// Derived indexes, rebuilt on load.
     pub indexes: Indexes,
+    /// Positions offered to liquidators.
+    pub liquidation_orders: BTreeMap<OrderKey, LiquidationOrder>,
+    /// The insurance fund.
+    pub insurance_fund: InsuranceFund,
+    /// What the clearinghouse owes each venue from its accounts' realized PnL.
+    pub venue_settlements: BTreeMap<VenueId, Money>,
 }
 
 /// Where to find accounts without walking them all. Derived from the

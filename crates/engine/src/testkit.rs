@@ -4,7 +4,8 @@
 use clearnode_num::Money;
 use clearnode_proto::tx::v1 as pb;
 use clearnode_types::genesis::{
-    Genesis, GenesisAsset, GenesisCustodian, GenesisMarket, GenesisParams, GenesisVenue,
+    Genesis, GenesisAsset, GenesisCustodian, GenesisLiquidation, GenesisMarket, GenesisParams,
+    GenesisVenue,
 };
 use clearnode_types::tx::sign_tx;
 use clearnode_types::Address;
@@ -92,6 +93,19 @@ pub fn genesis() -> Genesis {
         params: GenesisParams {
             report_entries_max: 500,
             position_size_max: "100000".parse().unwrap_or_else(|_| unreachable!("fixture")),
+            insurance_fund_initial: Money::from_units(1_000_000),
+            liquidation: GenesisLiquidation {
+                fraction_per_block_ppm: 200_000,
+                min_notional: Money::from_units(1_000),
+                accounts_per_block_max: 50,
+                deadline_blocks: 10,
+                spread_to_maintenance_ppm: 1_500_000,
+                fee_base_ppm: 5_000,
+                fee_convex_ppm: 10_000,
+                fee_per_block_ppm: 500,
+                fee_max_ppm: 15_000,
+                liquidator_share_ppm: 500_000,
+            },
         },
     }
 }
@@ -157,6 +171,33 @@ impl Signer {
             venue_id: venue.into(),
             authorized,
         }))
+    }
+
+    /// Registers the signer as a liquidator.
+    pub fn register_liquidator(&mut self) -> Vec<u8> {
+        self.sign(pb::tx_body::Action::RegisterLiquidator(
+            pb::RegisterLiquidator {},
+        ))
+    }
+
+    /// Takes over part of a position in liquidation.
+    pub fn take_over(
+        &mut self,
+        account: Address,
+        market: &str,
+        venue: &str,
+        quantity: &str,
+        price: &str,
+    ) -> Vec<u8> {
+        self.sign(pb::tx_body::Action::TakeOverPosition(
+            pb::TakeOverPosition {
+                account: account.as_bytes().to_vec(),
+                market: market.into(),
+                venue_id: venue.into(),
+                quantity: quantity.into(),
+                price: price.into(),
+            },
+        ))
     }
 
     /// A position report (the signer must be the venue's key to succeed).

@@ -66,11 +66,19 @@ pub enum TxCode {
     /// A report that adds exposure the account's equity does not cover at
     /// the initial margin that applies to new risk.
     InsufficientInitialMargin = 309,
+    /// A takeover by an account not registered as a liquidator.
+    NotLiquidator = 310,
+    /// A takeover of a position with no open liquidation order.
+    NoLiquidationOrder = 311,
+    /// A takeover price outside the order's band.
+    OutsidePriceBand = 312,
+    /// A takeover of more than the order offers.
+    QuantityAboveOrder = 313,
 }
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 26] = [
+    pub const ALL: [TxCode; 30] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -97,6 +105,10 @@ impl TxCode {
         TxCode::BalanceTooLarge,
         TxCode::ReduceOnly,
         TxCode::InsufficientInitialMargin,
+        TxCode::NotLiquidator,
+        TxCode::NoLiquidationOrder,
+        TxCode::OutsidePriceBand,
+        TxCode::QuantityAboveOrder,
     ];
 
     /// The number on the wire.
@@ -138,6 +150,10 @@ impl TxCode {
             TxCode::BalanceTooLarge => "balance_too_large",
             TxCode::ReduceOnly => "reduce_only",
             TxCode::InsufficientInitialMargin => "insufficient_initial_margin",
+            TxCode::NotLiquidator => "not_liquidator",
+            TxCode::NoLiquidationOrder => "no_liquidation_order",
+            TxCode::OutsidePriceBand => "outside_price_band",
+            TxCode::QuantityAboveOrder => "quantity_above_order",
         }
     }
 }

@@ -120,6 +120,36 @@ pub struct GenesisParams {
     pub report_entries_max: u32,
     /// Largest absolute size of one position on one venue.
     pub position_size_max: Quantity,
+    /// The liquidation ladder.
+    pub liquidation: GenesisLiquidation,
+    /// What the insurance fund starts with (USD).
+    pub insurance_fund_initial: Money,
+}
+
+/// The liquidation ladder's parameters (see `LiquidationParams` in state.proto).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisLiquidation {
+    /// Share of each position offered per block, ppm.
+    pub fraction_per_block_ppm: u64,
+    /// Smallest notional offered (USD), unless the position is smaller.
+    pub min_notional: Money,
+    /// Most accounts put into liquidation per block.
+    pub accounts_per_block_max: u32,
+    /// Blocks an order waits for a liquidator.
+    pub deadline_blocks: u32,
+    /// Band around the oracle as a multiple of the maintenance fraction, ppm.
+    pub spread_to_maintenance_ppm: u64,
+    /// Base penalty on the taken-over notional, ppm.
+    pub fee_base_ppm: u64,
+    /// Convex penalty x (shortfall / maintenance)^2, ppm.
+    pub fee_convex_ppm: u64,
+    /// Penalty added per block in liquidation, ppm.
+    pub fee_per_block_ppm: u64,
+    /// Highest penalty, ppm.
+    pub fee_max_ppm: u64,
+    /// The liquidator's share of the penalty, ppm.
+    pub liquidator_share_ppm: u64,
 }
 
 /// Why a genesis document is refused.
@@ -174,6 +204,9 @@ fn validate_market(m: &GenesisMarket) -> Result<(), GenesisError> {
     }
     Ok(())
 }
+
+/// Hard cap on accounts the ladder handles per block.
+pub const LIQUIDATIONS_PER_BLOCK_MAX: u32 = 1_000;
 
 /// Most size tiers a market may have.
 pub const SIZE_TIERS_MAX: usize = 8;
@@ -256,6 +289,25 @@ impl Genesis {
                 "report_entries_max must be 1..={REPORT_ENTRIES_MAX}"
             )));
         }
+        let l = &self.params.liquidation;
+        let liquidation_ok = (1..=PPM_ONE).contains(&l.fraction_per_block_ppm)
+            && !l.min_notional.is_negative()
+            && (1..=LIQUIDATIONS_PER_BLOCK_MAX).contains(&l.accounts_per_block_max)
+            && l.deadline_blocks > 0
+            && l.fee_base_ppm <= l.fee_max_ppm
+            && l.fee_max_ppm <= PPM_ONE
+            && l.liquidator_share_ppm <= PPM_ONE
+            && l.spread_to_maintenance_ppm <= 10 * PPM_ONE;
+        if !liquidation_ok {
+            return Err(GenesisError(format!(
+                "liquidation: fraction in (0, 1e6], min_notional >= 0, accounts per block 1..={LIQUIDATIONS_PER_BLOCK_MAX}, deadline > 0, base <= max <= 1e6, share <= 1e6, spread <= 1e7"
+            )));
+        }
+        if self.params.insurance_fund_initial.is_negative() {
+            return Err(GenesisError(
+                "insurance_fund_initial must not be negative".into(),
+            ));
+        }
         let size_max = self.params.position_size_max;
         if !size_max.is_positive() || size_max > Quantity::from_units(QUANTITY_UNITS_MAX) {
             return Err(GenesisError(format!(
@@ -286,7 +338,13 @@ mod tests {
             "assets": [{"id": "USDC", "oracle_price": "1", "haircut_ppm": 0}],
             "venues": [{"id": "venue-a", "public_key": key, "active": true}],
             "custodian": {"public_key": key},
-            "params": {"report_entries_max": 100, "position_size_max": "1000"}
+            "params": {"report_entries_max": 100, "position_size_max": "1000",
+                       "insurance_fund_initial": "1000000",
+                       "liquidation": {"fraction_per_block_ppm": 200000, "min_notional": "1000",
+                                       "accounts_per_block_max": 50, "deadline_blocks": 10,
+                                       "spread_to_maintenance_ppm": 1500000, "fee_base_ppm": 5000,
+                                       "fee_convex_ppm": 10000, "fee_per_block_ppm": 500,
+                                       "fee_max_ppm": 15000, "liquidator_share_ppm": 500000}}
         });
         Genesis::from_json(json.to_string().as_bytes()).expect("valid sample")
     }

@@ -74,6 +74,10 @@ pub enum Action {
     AuthorizeVenue(AuthorizeVenue),
     /// A venue's batch of position snapshots (venue).
     PositionReport(PositionReport),
+    /// The signer registers as a liquidator (account).
+    RegisterLiquidator,
+    /// A liquidator takes over part of a position in liquidation (liquidator).
+    TakeOver(TakeOver),
 }
 
 impl Action {
@@ -84,6 +88,8 @@ impl Action {
             Action::Withdraw(_) => "withdraw_collateral",
             Action::AuthorizeVenue(_) => "authorize_venue",
             Action::PositionReport(_) => "position_report",
+            Action::RegisterLiquidator => "register_liquidator",
+            Action::TakeOver(_) => "take_over_position",
         }
     }
 }
@@ -126,6 +132,21 @@ pub struct PositionReport {
     pub venue: VenueId,
     /// Entries, at most one per (account, market).
     pub entries: Vec<ReportEntry>,
+}
+
+/// A checked takeover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakeOver {
+    /// The account in liquidation.
+    pub account: Address,
+    /// Market.
+    pub market: MarketId,
+    /// Venue holding the position.
+    pub venue: VenueId,
+    /// Positive quantity taken over.
+    pub quantity: Quantity,
+    /// Price paid (long) or received (short) by the liquidator.
+    pub price: Price,
 }
 
 /// One position snapshot.
@@ -213,6 +234,14 @@ fn check_action(action: pb::tx_body::Action) -> Result<Action, TxRejection> {
             authorized: a.authorized,
         }),
         A::PositionReport(report) => Action::PositionReport(check_report(report)?),
+        A::RegisterLiquidator(_) => Action::RegisterLiquidator,
+        A::TakeOverPosition(t) => Action::TakeOver(TakeOver {
+            account: address_field("account", &t.account)?,
+            market: id_field("market", &t.market)?,
+            venue: id_field("venue_id", &t.venue_id)?,
+            quantity: positive_amount("quantity", &t.quantity)?,
+            price: bounded_price("price", &t.price)?,
+        }),
     })
 }
 

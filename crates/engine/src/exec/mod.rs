@@ -4,6 +4,7 @@
 
 mod authorize;
 mod deposit;
+mod liquidator;
 mod report;
 mod withdraw;
 
@@ -35,6 +36,8 @@ impl Engine {
             Action::PositionReport(report) => {
                 report::validate(&self.state, &self.open_interest(), tx, report)
             }
+            Action::RegisterLiquidator => Ok(()),
+            Action::TakeOver(take) => liquidator::validate(&self.state, tx, take),
         }
     }
 
@@ -48,6 +51,8 @@ impl Engine {
             Action::Withdraw(withdraw) => self.apply_withdraw(signer, withdraw)?,
             Action::AuthorizeVenue(authorize) => self.apply_authorize(signer, authorize)?,
             Action::PositionReport(report) => self.apply_report(report)?,
+            Action::RegisterLiquidator => self.apply_register_liquidator(signer)?,
+            Action::TakeOver(take) => self.apply_take_over(signer, take)?,
         };
         let next = expected
             .checked_add(1)

@@ -67,7 +67,7 @@ pub struct Risk {
     pub collateral_value: Money,
     /// Unrealized PnL over all positions.
     pub unrealized_pnl: Money,
-    /// Collateral value plus unrealized PnL.
+    /// Collateral value plus settled and unrealized PnL.
     pub equity: Money,
     /// Initial requirement.
     pub initial: Money,
@@ -141,7 +141,9 @@ pub fn compute_risk_with(
         risk.maintenance = risk.maintenance.checked_add(exposure.maintenance)?;
         risk.net_notional = risk.net_notional.checked_add(exposure.net_notional)?;
     }
-    risk.equity = collateral_value.checked_add(risk.unrealized_pnl)?;
+    risk.equity = collateral_value
+        .checked_add(account.settled_pnl)?
+        .checked_add(risk.unrealized_pnl)?;
     risk.health = health(risk.equity, risk.initial, risk.maintenance);
     risk.leverage = if risk.equity.is_positive() {
         risk.net_notional.ratio_to(risk.equity, Rounding::Ceil)?
