@@ -40,6 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode.audit.v1.QueryContext.proof",
         "clearnode.audit.v1.GetAccountRiskRequest.account",
         "clearnode.audit.v1.GetSequenceRequest.public_key",
+        "clearnode.audit.v1.ListLiquidationOrdersRequest.account",
+        "clearnode.state.v1.LiquidationOrder.account",
     ];
     let mut builder =
         tonic_prost_build::configure().type_attribute(".clearnode", "#[derive(serde::Serialize)]");

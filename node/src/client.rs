@@ -160,6 +160,25 @@ pub enum QueryCommand {
         #[arg(long)]
         prove: bool,
     },
+    /// The insurance fund and the venues' settlement balances.
+    Fund {
+        #[command(flatten)]
+        connection: Connection,
+        /// Height (0 = latest).
+        #[arg(long, default_value_t = 0)]
+        height: u64,
+        /// Include a Merkle proof.
+        #[arg(long)]
+        prove: bool,
+    },
+    /// Positions offered to liquidators now.
+    Liquidations {
+        #[command(flatten)]
+        connection: Connection,
+        /// Only this account's (hex address).
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// System-wide aggregates.
     System {
         #[command(flatten)]
@@ -392,6 +411,36 @@ pub fn run_query(command: QueryCommand) -> Result<()> {
                         market,
                         height,
                         prove,
+                    })
+                    .await?;
+                print_json(&response.into_inner())
+            }
+            QueryCommand::Fund {
+                connection,
+                height,
+                prove,
+            } => {
+                let client = connection.connect().await?;
+                let response = client
+                    .audit()
+                    .get_insurance_fund(audit::GetInsuranceFundRequest { height, prove })
+                    .await?;
+                print_json(&response.into_inner())
+            }
+            QueryCommand::Liquidations {
+                connection,
+                account,
+            } => {
+                let account = match account {
+                    Some(text) => parse_address(&text)?.as_bytes().to_vec(),
+                    None => Vec::new(),
+                };
+                let client = connection.connect().await?;
+                let response = client
+                    .audit()
+                    .list_liquidation_orders(audit::ListLiquidationOrdersRequest {
+                        account,
+                        limit: 0,
                     })
                     .await?;
                 print_json(&response.into_inner())

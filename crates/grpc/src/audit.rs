@@ -10,6 +10,12 @@ use clearnode_types::{Address, MarketId};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+/// Scans retried while commits land.
+const SCAN_ATTEMPTS_MAX: usize = 3;
+
+/// Most liquidation orders one list returns.
+const LIQUIDATION_ORDERS_MAX: usize = 1_000;
+
 /// The audit service over the node's store.
 #[derive(Debug, Clone)]
 pub struct AuditApi {
@@ -48,6 +54,21 @@ impl AuditApi {
                 latest.version
             ))),
         }
+    }
+
+    /// A scan of the latest state and the version it belongs to: retried
+    /// when a commit lands during the scan.
+    fn scan_latest(&self, prefix: &[u8]) -> Result<(u64, Vec<clearnode_engine::KeyValue>), Status> {
+        for _ in 0..SCAN_ATTEMPTS_MAX {
+            let before = self.version(0)?;
+            let pairs = self.store.scan_prefix_latest(prefix).map_err(internal)?;
+            if self.version(0)? == before {
+                return Ok((before, pairs));
+            }
+        }
+        Err(Status::unavailable(
+            "state kept changing during the scan; retry",
+        ))
     }
 
     fn read(&self, key: Vec<u8>, height: u64, prove: bool) -> Result<Read, Status> {
@@ -101,12 +122,10 @@ impl AuditService for AuditApi {
             .transpose()?;
         // Positions are listed from the latest state; at a past height the
         // proven risk record carries the per-market exposures.
-        let latest = self.version(0)?;
+        let prefix = format!("pos/{}/", address.to_hex());
+        let (latest, pairs) = self.scan_latest(prefix.as_bytes())?;
         let positions = if version == latest {
-            let prefix = format!("pos/{}/", address.to_hex());
-            self.store
-                .scan_prefix_latest(prefix.as_bytes())
-                .map_err(internal)?
+            pairs
                 .iter()
                 .map(|(_, value)| decode::<state_pb::Position>(value))
                 .collect::<Result<Vec<_>, _>>()?
@@ -144,10 +163,17 @@ impl AuditService for AuditApi {
             .map_err(internal)?
             .map(|bytes| decode::<state_pb::Market>(&bytes))
             .transpose()?;
+        let margin = self
+            .store
+            .get(&keys::market_margin(&market), read.context.height)
+            .map_err(internal)?
+            .map(|bytes| decode::<state_pb::MarketMargin>(&bytes))
+            .transpose()?;
         Ok(Response::new(pb::GetMarketRiskResponse {
             context: Some(read.context),
             aggregate: Some(decode(&aggregate)?),
             market: listing,
+            margin,
         }))
     }
 
@@ -163,6 +189,73 @@ impl AuditService for AuditApi {
         Ok(Response::new(pb::GetSystemRiskResponse {
             context: Some(read.context),
             aggregate: Some(decode(&aggregate)?),
+        }))
+    }
+
+    async fn get_insurance_fund(
+        &self,
+        request: Request<pb::GetInsuranceFundRequest>,
+    ) -> Result<Response<pb::GetInsuranceFundResponse>, Status> {
+        let request = request.into_inner();
+        let read = self.read(keys::insurance_fund(), request.height, request.prove)?;
+        let fund = read
+            .value
+            .ok_or_else(|| Status::data_loss("insurance fund missing from state"))?;
+        let version = read.context.height;
+        let mut settlements = Vec::new();
+        let latest = self
+            .store
+            .scan_prefix_latest(keys::SETTLEMENT_PREFIX)
+            .map_err(internal)?;
+        for (key, _) in latest {
+            // Read each venue's balance at the same height as the fund.
+            if let Some(bytes) = self.store.get(&key, version).map_err(internal)? {
+                settlements.push(decode::<state_pb::VenueSettlement>(&bytes)?);
+            }
+        }
+        Ok(Response::new(pb::GetInsuranceFundResponse {
+            context: Some(read.context),
+            fund: Some(decode(&fund)?),
+            settlements,
+        }))
+    }
+
+    async fn list_liquidation_orders(
+        &self,
+        request: Request<pb::ListLiquidationOrdersRequest>,
+    ) -> Result<Response<pb::ListLiquidationOrdersResponse>, Status> {
+        let request = request.into_inner();
+        let prefix = if request.account.is_empty() {
+            keys::LIQUIDATION_PREFIX.to_vec()
+        } else {
+            let address = Address::from_slice(&request.account)
+                .ok_or_else(|| Status::invalid_argument("account must be a 20-byte address"))?;
+            format!("liq/{}/", address.to_hex()).into_bytes()
+        };
+        let limit = match request.limit {
+            0 => LIQUIDATION_ORDERS_MAX,
+            n => (n as usize).min(LIQUIDATION_ORDERS_MAX),
+        };
+        let (version, pairs) = self.scan_latest(&prefix)?;
+        let orders = pairs
+            .iter()
+            .take(limit)
+            .map(|(_, value)| decode::<state_pb::LiquidationOrder>(value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let app_hash = self
+            .store
+            .root_hash(version)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("height {version} is not retained")))?;
+        let context = pb::QueryContext {
+            height: version,
+            app_hash: app_hash.to_vec(),
+            key: prefix,
+            proof: Vec::new(),
+        };
+        Ok(Response::new(pb::ListLiquidationOrdersResponse {
+            context: Some(context),
+            orders,
         }))
     }
 
