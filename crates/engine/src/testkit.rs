@@ -2,12 +2,10 @@
 //! signed transactions. Compiled for tests and with the `testkit` feature.
 
 use clearnode_num::Money;
-use clearnode_proto::tx::v1 as pb;
 use clearnode_types::genesis::{
     Genesis, GenesisAsset, GenesisCustodian, GenesisLiquidation, GenesisMarket, GenesisParams,
     GenesisVenue,
 };
-use clearnode_types::tx::sign_tx;
 use clearnode_types::Address;
 use ed25519_dalek::SigningKey;
 
@@ -110,109 +108,29 @@ pub fn genesis() -> Genesis {
     }
 }
 
-/// A signer that numbers its transactions.
-pub struct Signer {
-    /// Its key.
-    pub key: SigningKey,
-    /// The sequence of its next transaction.
-    pub sequence: u64,
-}
+/// A signer for the fixture chain: `clearnode_types::signer::Signer` with
+/// the chain id filled in.
+pub struct Signer(clearnode_types::signer::Signer);
 
 /// One report entry: (account, market, size, entry price).
-pub type Entry<'a> = (Address, &'a str, &'a str, &'a str);
+pub type Entry<'a> = clearnode_types::signer::Entry<'a>;
 
 impl Signer {
     /// A signer starting at sequence 0.
     pub fn new(key: SigningKey) -> Self {
-        Self { key, sequence: 0 }
+        Self(clearnode_types::signer::Signer::new(key, CHAIN_ID))
     }
+}
 
-    /// Its address.
-    pub fn address(&self) -> Address {
-        address_of(&self.key)
+impl std::ops::Deref for Signer {
+    type Target = clearnode_types::signer::Signer;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
+}
 
-    /// Signs an action with the next sequence.
-    pub fn sign(&mut self, action: pb::tx_body::Action) -> Vec<u8> {
-        let body = pb::TxBody {
-            chain_id: CHAIN_ID.to_string(),
-            sequence: self.sequence,
-            action: Some(action),
-        };
-        self.sequence += 1;
-        sign_tx(&self.key, &body)
-    }
-
-    /// A deposit (the signer must be the custodian to succeed).
-    pub fn deposit(&mut self, account: Address, asset: &str, amount: &str) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::DepositCollateral(
-            pb::DepositCollateral {
-                account: account.as_bytes().to_vec(),
-                asset: asset.into(),
-                amount: amount.into(),
-                reference: format!("wire-{}", self.sequence),
-            },
-        ))
-    }
-
-    /// A withdrawal by the signer's account.
-    pub fn withdraw(&mut self, asset: &str, amount: &str) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::WithdrawCollateral(
-            pb::WithdrawCollateral {
-                asset: asset.into(),
-                amount: amount.into(),
-            },
-        ))
-    }
-
-    /// Authorizes (or revokes) a venue for the signer's account.
-    pub fn authorize(&mut self, venue: &str, authorized: bool) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::AuthorizeVenue(pb::AuthorizeVenue {
-            venue_id: venue.into(),
-            authorized,
-        }))
-    }
-
-    /// Registers the signer as a liquidator.
-    pub fn register_liquidator(&mut self) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::RegisterLiquidator(
-            pb::RegisterLiquidator {},
-        ))
-    }
-
-    /// Takes over part of a position in liquidation.
-    pub fn take_over(
-        &mut self,
-        account: Address,
-        market: &str,
-        venue: &str,
-        quantity: &str,
-        price: &str,
-    ) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::TakeOverPosition(
-            pb::TakeOverPosition {
-                account: account.as_bytes().to_vec(),
-                market: market.into(),
-                venue_id: venue.into(),
-                quantity: quantity.into(),
-                price: price.into(),
-            },
-        ))
-    }
-
-    /// A position report (the signer must be the venue's key to succeed).
-    pub fn report(&mut self, venue: &str, entries: &[Entry<'_>]) -> Vec<u8> {
-        self.sign(pb::tx_body::Action::PositionReport(pb::PositionReport {
-            venue_id: venue.into(),
-            entries: entries
-                .iter()
-                .map(|(account, market, size, price)| pb::PositionEntry {
-                    account: account.as_bytes().to_vec(),
-                    market: (*market).into(),
-                    size: (*size).into(),
-                    entry_price: (*price).into(),
-                })
-                .collect(),
-        }))
+impl std::ops::DerefMut for Signer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
