@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode/state/v1/state.proto",
         "clearnode/venue/v1/venue.proto",
         "clearnode/audit/v1/audit.proto",
+        "clearnode/oracle/v1/oracle.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());

@@ -9,15 +9,17 @@ use clearnode_types::genesis::Genesis;
 use clearnode_types::{Address, TxCode};
 use tendermint_abci::Application;
 use tendermint_proto::v0_38::abci::{
-    response_process_proposal::ProposalStatus, RequestCheckTx, RequestFinalizeBlock, RequestInfo,
-    RequestInitChain, RequestPrepareProposal, RequestProcessProposal, RequestQuery,
-    ResponseCheckTx, ResponseCommit, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
-    ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery,
+    response_process_proposal::ProposalStatus, RequestCheckTx, RequestExtendVote,
+    RequestFinalizeBlock, RequestInfo, RequestInitChain, RequestPrepareProposal,
+    RequestProcessProposal, RequestQuery, RequestVerifyVoteExtension, ResponseCheckTx,
+    ResponseCommit, ResponseExtendVote, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
+    ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery, ResponseVerifyVoteExtension,
 };
 
-use crate::convert::{exec_result, timestamp_parts};
+use crate::convert::{self, exec_result, timestamp_parts};
 use crate::mempool;
 use crate::metrics::AppMetrics;
+use crate::oracle::{self, QuoteSource};
 
 /// Name and version reported in Info.
 #[derive(Debug, Clone)]
@@ -37,6 +39,7 @@ pub(crate) struct Consensus {
 
 struct Shared {
     store: Store,
+    quotes: QuoteSource,
     metrics: Arc<AppMetrics>,
     info: AppInfo,
     consensus: Mutex<Consensus>,
@@ -105,12 +108,23 @@ impl ClearnodeApp {
         Ok(Self {
             shared: Arc::new(Shared {
                 metrics: Arc::new(AppMetrics::default()),
+                quotes: Arc::new(Vec::new),
                 store,
                 info,
                 consensus: Mutex::new(consensus),
                 mempool: Mutex::new(BTreeMap::new()),
             }),
         })
+    }
+
+    /// Sets where this validator's oracle quotes come from (its price feed);
+    /// without one, its vote extensions are empty.
+    pub fn with_quotes(self, quotes: QuoteSource) -> Self {
+        let shared =
+            Arc::try_unwrap(self.shared).unwrap_or_else(|_| fatal("with_quotes on a shared app"));
+        Self {
+            shared: Arc::new(Shared { quotes, ..shared }),
+        }
     }
 
     /// Counters for the metrics endpoint.
@@ -149,8 +163,23 @@ impl Application for ClearnodeApp {
         let genesis = Genesis::from_json(&request.app_state_bytes)
             .unwrap_or_else(|e| fatal(format!("genesis app_state: {e}")));
         let (seconds, nanos) = timestamp_parts(request.time.as_ref());
-        let (engine, writes) = Engine::init_chain(&request.chain_id, &genesis, seconds, nanos)
-            .unwrap_or_else(|e| fatal(e));
+        let (mut engine, mut writes) =
+            Engine::init_chain(&request.chain_id, &genesis, seconds, nanos)
+                .unwrap_or_else(|e| fatal(e));
+        let validators = request.validators.iter().map(|update| {
+            let key = match update.pub_key.as_ref().and_then(|k| k.sum.as_ref()) {
+                Some(tendermint_proto::v0_38::crypto::public_key::Sum::Ed25519(bytes)) => {
+                    <[u8; 32]>::try_from(bytes.as_slice())
+                        .unwrap_or_else(|_| fatal("a validator key is not 32 bytes"))
+                }
+                _ => fatal("validators must have ed25519 keys"),
+            };
+            (
+                key,
+                u64::try_from(update.power).unwrap_or_else(|_| fatal("negative validator power")),
+            )
+        });
+        writes.push(engine.set_validators(validators));
         let store = &self.shared.store;
         let prepared = store.prepare(0, writes).unwrap_or_else(|e| fatal(e));
         let committed = store.commit(prepared).unwrap_or_else(|e| fatal(e));
@@ -182,18 +211,32 @@ impl Application for ClearnodeApp {
         let Some(chain_id) = self.chain_id() else {
             return ResponsePrepareProposal { txs: Vec::new() };
         };
-        let limit = usize::try_from(request.max_tx_bytes).unwrap_or(0);
+        let mut limit = usize::try_from(request.max_tx_bytes).unwrap_or(0);
+        let update = oracle::update_from_commit(request.local_last_commit.as_ref(), request.height)
+            .filter(|update| update.len() <= limit);
+        if let Some(update) = &update {
+            limit -= update.len();
+        }
+        let selected = mempool::select_for_proposal(&chain_id, request.txs, limit);
         ResponsePrepareProposal {
-            txs: mempool::select_for_proposal(&chain_id, request.txs, limit),
+            txs: update.into_iter().chain(selected).collect(),
         }
     }
 
     fn process_proposal(&self, request: RequestProcessProposal) -> ResponseProcessProposal {
-        let status = match self.chain_id() {
-            Some(chain_id) if mempool::proposal_is_well_formed(&chain_id, &request.txs) => {
-                ProposalStatus::Accept
-            }
-            _ => ProposalStatus::Reject,
+        let consensus = lock(&self.shared.consensus);
+        let well_formed = consensus.engine.as_ref().is_some_and(|engine| {
+            let oracle_ok = oracle::proposal_oracle_is_valid(engine, &request.txs, request.height);
+            let rest = match request.txs.first() {
+                Some(tx) if clearnode_oracle::is_oracle_tx(tx) => &request.txs[1..],
+                _ => &request.txs[..],
+            };
+            oracle_ok && mempool::proposal_is_well_formed(engine.chain_id(), rest)
+        });
+        let status = if well_formed {
+            ProposalStatus::Accept
+        } else {
+            ProposalStatus::Reject
         };
         ResponseProcessProposal {
             status: status.into(),
@@ -208,20 +251,22 @@ impl Application for ClearnodeApp {
             .engine
             .as_mut()
             .unwrap_or_else(|| fatal("FinalizeBlock before InitChain"));
+        let prices = oracle::block_prices(engine, &request.txs, request.height);
+        let header = BlockHeader {
+            height,
+            time_seconds,
+            time_nanos,
+        };
         engine
-            .begin_block(
-                BlockHeader {
-                    height,
-                    time_seconds,
-                    time_nanos,
-                },
-                // Oracle prices arrive with vote extensions (next issue); until
-                // then markets keep their genesis prices.
-                &[],
-            )
+            .begin_block(header, prices.as_deref().unwrap_or_default())
             .unwrap_or_else(|e| fatal(e));
         let mut tx_results = Vec::with_capacity(request.txs.len());
-        for tx in &request.txs {
+        let mut txs = request.txs.iter();
+        if let Some(prices) = &prices {
+            txs.next();
+            tx_results.push(convert::oracle_result(prices));
+        }
+        for tx in txs {
             let outcome = engine.deliver_tx(tx).unwrap_or_else(|e| fatal(e));
             AppMetrics::count(&self.shared.metrics.block_results, outcome.code.number());
             tx_results.push(exec_result(outcome));
@@ -265,6 +310,17 @@ impl Application for ClearnodeApp {
             "committed"
         );
         ResponseCommit { retain_height: 0 }
+    }
+
+    fn extend_vote(&self, _request: RequestExtendVote) -> ResponseExtendVote {
+        oracle::extend_vote(&self.shared.quotes)
+    }
+
+    fn verify_vote_extension(
+        &self,
+        request: RequestVerifyVoteExtension,
+    ) -> ResponseVerifyVoteExtension {
+        oracle::verify_vote_extension(&request)
     }
 
     fn query(&self, request: RequestQuery) -> ResponseQuery {

@@ -46,3 +46,24 @@ pub fn exec_result(outcome: TxOutcome) -> ExecTxResult {
         },
     }
 }
+
+/// The result of the block's oracle update.
+pub fn oracle_result(prices: &[clearnode_types::price::PriceUpdate]) -> ExecTxResult {
+    ExecTxResult {
+        code: 0,
+        info: "oracle_update".to_string(),
+        log: format!("{} prices", prices.len()),
+        events: vec![abci::Event {
+            r#type: "oracle_update".to_string(),
+            attributes: prices
+                .iter()
+                .map(|p| abci::EventAttribute {
+                    key: p.target.to_string(),
+                    value: p.price.to_string(),
+                    index: false,
+                })
+                .collect(),
+        }],
+        ..Default::default()
+    }
+}

@@ -19,8 +19,10 @@ mod app;
 mod convert;
 mod mempool;
 mod metrics;
+mod oracle;
 mod query;
 
 pub use app::{AppInfo, ClearnodeApp, StartError};
 pub use metrics::AppMetrics;
+pub use oracle::QuoteSource;
 pub use query::{PROOF_OP_TYPE, QUERY_PATH_APP_HASH, QUERY_PATH_STORE};

@@ -9,8 +9,8 @@ use clearnode_types::{Address, AssetId, MarketId, VenueId};
 use crate::margin::regime::{size_tiers, volatility_ppm, MarketMargin};
 use crate::margin::{Exposure, Health, Risk};
 use crate::state::{
-    Account, Asset, ChainInfo, InsuranceFund, Ledger, LiquidationOrder, LiquidationParams, Market,
-    MarketTotals, OrderKey, Params, Position, SystemTotals, Venue,
+    Account, Asset, ChainInfo, ConsensusValidator, InsuranceFund, Ledger, LiquidationOrder,
+    LiquidationParams, Market, MarketTotals, OrderKey, Params, Position, SystemTotals, Venue,
 };
 
 /// A stored value that does not decode: the database is corrupt or foreign.
@@ -569,4 +569,42 @@ pub fn ledger_from_pb(value: pb::CollateralLedger) -> Result<(AssetId, Ledger), 
             withdrawn: parse::<Quantity>("ledger", &value.withdrawn)?,
         },
     ))
+}
+
+/// Encodes the validator set.
+pub fn validators_to_pb(
+    validators: &std::collections::BTreeMap<[u8; 20], ConsensusValidator>,
+) -> pb::ValidatorSet {
+    pb::ValidatorSet {
+        validators: validators
+            .iter()
+            .map(|(address, v)| pb::ConsensusValidator {
+                address: address.to_vec(),
+                public_key: v.public_key.to_vec(),
+                power: v.power,
+            })
+            .collect(),
+    }
+}
+
+/// Decodes the validator set.
+pub fn validators_from_pb(
+    value: pb::ValidatorSet,
+) -> Result<std::collections::BTreeMap<[u8; 20], ConsensusValidator>, DecodeError> {
+    let mut validators = std::collections::BTreeMap::new();
+    for v in value.validators {
+        let address: [u8; 20] = v
+            .address
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("validators", "an address is 20 bytes"))?;
+        validators.insert(
+            address,
+            ConsensusValidator {
+                public_key: key32("validators", &v.public_key)?,
+                power: v.power,
+            },
+        );
+    }
+    Ok(validators)
 }

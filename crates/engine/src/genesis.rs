@@ -9,9 +9,11 @@ use prost::Message;
 
 use crate::block::{Engine, Write};
 use crate::margin::regime::{size_tiers, MarketMargin};
+use sha2::Digest;
+
 use crate::state::{
-    Asset, ChainInfo, InsuranceFund, Ledger, LiquidationParams, Market, Params, State,
-    SystemTotals, Venue,
+    Asset, ChainInfo, ConsensusValidator, InsuranceFund, Ledger, LiquidationParams, Market, Params,
+    State, SystemTotals, Venue,
 };
 use crate::{codec, keys};
 
@@ -72,6 +74,7 @@ impl Engine {
                 ..InsuranceFund::default()
             },
             venue_settlements: BTreeMap::new(),
+            validators: BTreeMap::new(),
         };
         for m in &genesis.markets {
             let base = ppm(m.initial_margin_ppm);
@@ -126,6 +129,25 @@ impl Engine {
             .genesis_writes()
             .map_err(|e| GenesisError(e.to_string()))?;
         Ok((engine, writes))
+    }
+
+    /// Records CometBFT's validator set (InitChain's validators, by address);
+    /// returns its write.
+    pub fn set_validators(
+        &mut self,
+        validators: impl IntoIterator<Item = ([u8; 32], u64)>,
+    ) -> Write {
+        self.state.validators = validators
+            .into_iter()
+            .map(|(public_key, power)| {
+                let digest = sha2::Sha256::digest(public_key);
+                let mut address = [0u8; 20];
+                address.copy_from_slice(&digest[..20]);
+                (address, ConsensusValidator { public_key, power })
+            })
+            .collect();
+        let value = codec::validators_to_pb(&self.state.validators).encode_to_vec();
+        (keys::validators(), Some(value))
     }
 
     fn genesis_writes(&self) -> Result<Vec<Write>, crate::EngineError> {

@@ -113,3 +113,8 @@ pub const LIQUIDATION_PREFIX: &[u8] = b"liq/";
 pub fn liquidation_order(address: &Address, market: &MarketId, venue: &VenueId) -> Vec<u8> {
     format!("liq/{}/{}/{}", address.to_hex(), market, venue).into_bytes()
 }
+
+/// `validators`: `ValidatorSet` (CometBFT's validators, by address).
+pub fn validators() -> Vec<u8> {
+    b"validators".to_vec()
+}

@@ -87,7 +87,14 @@ impl Engine {
                 &required(source, keys::insurance_fund())?,
             )?)?,
             venue_settlements: BTreeMap::new(),
+            validators: BTreeMap::new(),
         };
+        let stored = source
+            .get(&keys::validators())
+            .map_err(|e| LoadError::Source(e.to_string()))?;
+        if let Some(bytes) = stored {
+            state.validators = codec::validators_from_pb(decode("validators", &bytes)?)?;
+        }
         for (_, value) in scan(source, keys::SETTLEMENT_PREFIX)? {
             let (venue, balance) = codec::settlement_from_pb(decode("settlement", &value)?)?;
             state.venue_settlements.insert(venue, balance);

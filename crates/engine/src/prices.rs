@@ -6,30 +6,14 @@
 //! market whose current fraction changed) are touched, so the end of the
 //! block recomputes exactly them.
 
-use clearnode_num::{Money, Price, Rounding};
-use clearnode_types::{AssetId, MarketId, TxRejection};
+use clearnode_num::{Money, Rounding};
+use clearnode_types::{MarketId, TxRejection};
 
 use crate::block::Engine;
 use crate::margin::regime::{self, TargetInputs};
 use crate::EngineError;
 
-/// What an oracle price is for.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum PriceTarget {
-    /// A market's mark price.
-    Market(MarketId),
-    /// A collateral asset's price.
-    Asset(AssetId),
-}
-
-/// One price of a block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceUpdate {
-    /// What is priced.
-    pub target: PriceTarget,
-    /// The new price.
-    pub price: Price,
-}
+pub use clearnode_types::price::{PriceTarget, PriceUpdate};
 
 fn invariant(what: impl std::fmt::Display) -> EngineError {
     EngineError::Invariant(what.to_string())

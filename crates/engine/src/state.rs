@@ -267,6 +267,17 @@ pub struct State {
     pub insurance_fund: InsuranceFund,
     /// What the clearinghouse owes each venue from its accounts' realized PnL.
     pub venue_settlements: BTreeMap<VenueId, Money>,
+    /// CometBFT's validator set (it signs the oracle's vote extensions).
+    pub validators: BTreeMap<[u8; 20], ConsensusValidator>,
+}
+
+/// A consensus validator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsensusValidator {
+    /// Its ed25519 consensus key.
+    pub public_key: [u8; 32],
+    /// Its voting power.
+    pub power: u64,
 }
 
 /// Where to find accounts without walking them all. Derived from the

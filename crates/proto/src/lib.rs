@@ -37,6 +37,14 @@ pub mod audit {
     }
 }
 
+/// Prices from validators (vote extensions).
+pub mod oracle {
+    /// Version 1.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/clearnode.oracle.v1.rs"));
+    }
+}
+
 /// Encoded `FileDescriptorSet` of all clearnode protos, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/clearnode_descriptor.bin"));

@@ -14,6 +14,7 @@ pub mod code;
 pub mod genesis;
 pub mod ids;
 pub mod limits;
+pub mod price;
 pub mod signer;
 pub mod tx;
 
