@@ -167,6 +167,8 @@ fn write_genesis(cometbft_home: &Path, chain_id: &str, app_state: serde_json::Va
     let mut genesis: serde_json::Value = serde_json::from_str(&text)?;
     genesis["chain_id"] = chain_id.into();
     genesis["initial_height"] = "1".into();
+    // Validators' prices ride on vote extensions from the first block on.
+    genesis["consensus_params"]["abci"]["vote_extensions_enable_height"] = "1".into();
     genesis["app_state"] = app_state;
     std::fs::write(&path, serde_json::to_vec_pretty(&genesis)?)
         .with_context(|| format!("writing {}", path.display()))

@@ -5,9 +5,11 @@ mod client;
 mod cometbft;
 mod config;
 mod devnet;
+mod feed;
 mod init;
 mod keys;
 mod metrics;
+mod sim;
 mod start;
 
 use std::path::PathBuf;
@@ -40,6 +42,8 @@ enum Command {
     Query(client::QueryCommand),
     /// One command: a single-validator chain with a demo venue feeding reports.
     Devnet(devnet::DevnetArgs),
+    /// Play stress scenarios through the engine and write reports.
+    Sim(sim::SimArgs),
 }
 
 /// The default home directory.
@@ -86,5 +90,6 @@ fn main() -> Result<()> {
         Command::Tx(command) => client::run_tx(command),
         Command::Query(command) => client::run_query(command),
         Command::Devnet(args) => devnet::run(args),
+        Command::Sim(args) => sim::run(args),
     }
 }

@@ -92,6 +92,13 @@ pub async fn run_node(
         },
     )
     .context("loading committed state")?;
+    let oracle = crate::feed::OracleConfig::load(home)?;
+    let quotes = crate::feed::quote_source(
+        &oracle,
+        &home.join(&config.cometbft_home),
+        &tokio::runtime::Handle::current(),
+    )?;
+    let app = app.with_quotes(quotes);
     let app_metrics = app.metrics();
 
     let abci = tendermint_abci::ServerBuilder::new(ABCI_READ_BUFFER_BYTES)

@@ -108,7 +108,7 @@ impl ClearnodeApp {
         Ok(Self {
             shared: Arc::new(Shared {
                 metrics: Arc::new(AppMetrics::default()),
-                quotes: Arc::new(Vec::new),
+                quotes: Arc::new(|_| Vec::new()),
                 store,
                 info,
                 consensus: Mutex::new(consensus),
@@ -312,8 +312,8 @@ impl Application for ClearnodeApp {
         ResponseCommit { retain_height: 0 }
     }
 
-    fn extend_vote(&self, _request: RequestExtendVote) -> ResponseExtendVote {
-        oracle::extend_vote(&self.shared.quotes)
+    fn extend_vote(&self, request: RequestExtendVote) -> ResponseExtendVote {
+        oracle::extend_vote(&self.shared.quotes, request.height)
     }
 
     fn verify_vote_extension(

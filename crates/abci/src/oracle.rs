@@ -20,15 +20,16 @@ use tendermint_proto::v0_38::abci::{
     ResponseExtendVote, ResponseVerifyVoteExtension,
 };
 
-/// Where a validator's quotes come from (its price feed).
-pub type QuoteSource = Arc<dyn Fn() -> Vec<PriceUpdate> + Send + Sync>;
+/// Where a validator's quotes come from (its price feed), asked with the
+/// height whose precommit the extension rides on.
+pub type QuoteSource = Arc<dyn Fn(i64) -> Vec<PriceUpdate> + Send + Sync>;
 
 /// CometBFT's flag for a precommit for the block.
 const BLOCK_ID_FLAG_COMMIT: i32 = 2;
 
 /// ExtendVote: the feed's quotes, at most the allowed number.
-pub fn extend_vote(quotes: &QuoteSource) -> ResponseExtendVote {
-    let mut quotes = quotes();
+pub fn extend_vote(quotes: &QuoteSource, height: i64) -> ResponseExtendVote {
+    let mut quotes = quotes(height);
     quotes.truncate(clearnode_oracle::QUOTES_PER_VOTE_MAX);
     ResponseExtendVote {
         vote_extension: encode_vote(&quotes).into(),

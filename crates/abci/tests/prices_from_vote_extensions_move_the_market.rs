@@ -44,7 +44,7 @@ fn app(dir: &std::path::Path, quotes: Vec<PriceUpdate>) -> ClearnodeApp {
         },
     )
     .unwrap()
-    .with_quotes(Arc::new(move || quotes.clone()));
+    .with_quotes(Arc::new(move |_| quotes.clone()));
     app.init_chain(RequestInitChain {
         time: Some(Timestamp {
             seconds: 1_700_000_000,
