@@ -168,7 +168,10 @@ async fn a_single_validator_clears_reports_refuses_bad_input_and_survives_sigkil
     assert_proven_against_signed_header(&node, &client).await;
     let fund = client
         .audit()
-        .get_insurance_fund(audit::GetInsuranceFundRequest { height: 0, prove: true })
+        .get_insurance_fund(audit::GetInsuranceFundRequest {
+            height: 0,
+            prove: true,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -176,11 +179,17 @@ async fn a_single_validator_clears_reports_refuses_bad_input_and_survives_sigkil
     assert_eq!(fund.settlements.len(), 3);
     let orders = client
         .audit()
-        .list_liquidation_orders(audit::ListLiquidationOrdersRequest { account: t.as_bytes().to_vec(), limit: 0 })
+        .list_liquidation_orders(audit::ListLiquidationOrdersRequest {
+            account: t.as_bytes().to_vec(),
+            limit: 0,
+        })
         .await
         .unwrap()
         .into_inner();
-    assert!(orders.orders.is_empty(), "a healthy account has no liquidation orders");
+    assert!(
+        orders.orders.is_empty(),
+        "a healthy account has no liquidation orders"
+    );
 
     // Bad input: each refused with its code, and nothing changes.
     let before = observable_state(&client, t).await;

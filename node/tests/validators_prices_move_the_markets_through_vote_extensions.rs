@@ -25,7 +25,10 @@ async fn validators_prices_move_the_markets_through_vote_extensions() {
     std::fs::write(&scenario_path, scenario.to_string()).unwrap();
     std::fs::write(
         node.home().join("oracle.toml"),
-        format!("feed = \"simulated\"\nscenario = \"{}\"\n", scenario_path.display()),
+        format!(
+            "feed = \"simulated\"\nscenario = \"{}\"\n",
+            scenario_path.display()
+        ),
     )
     .unwrap();
     node.start();
@@ -34,7 +37,11 @@ async fn validators_prices_move_the_markets_through_vote_extensions() {
         let mut audit = client.audit();
         async move {
             audit
-                .get_market_risk(audit::GetMarketRiskRequest { market: "BTC-PERP".into(), height, prove: false })
+                .get_market_risk(audit::GetMarketRiskRequest {
+                    market: "BTC-PERP".into(),
+                    height,
+                    prove: false,
+                })
                 .await
                 .unwrap()
                 .into_inner()
@@ -42,7 +49,11 @@ async fn validators_prices_move_the_markets_through_vote_extensions() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while market(0).await.context.unwrap().height < 20 {
-        assert!(std::time::Instant::now() < deadline, "the chain did not reach height 20:\n{}", node.logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chain did not reach height 20:\n{}",
+            node.logs()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     // Past the end of the path: 90% of 64,000, exactly (no noise).
@@ -57,7 +68,12 @@ async fn validators_prices_move_the_markets_through_vote_extensions() {
         .await
         .unwrap();
     let first = block["result"]["block"]["data"]["txs"][0].as_str().unwrap();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(first).unwrap();
-    assert!(clearnode_oracle::is_oracle_tx(&bytes), "block 10 does not start with an oracle update");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(first)
+        .unwrap();
+    assert!(
+        clearnode_oracle::is_oracle_tx(&bytes),
+        "block 10 does not start with an oracle update"
+    );
     node.stop();
 }
