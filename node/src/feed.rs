@@ -243,14 +243,16 @@ fn read_app_state(cometbft_home: &Path) -> Result<clearnode_types::genesis::Gene
     )?)
 }
 
+/// Quotes and when they were fetched.
+type Fetched = (tokio::time::Instant, Vec<PriceUpdate>);
+
 /// Polls the URL every second; quotes only what is fresh.
 fn http_feed(config: &OracleConfig, runtime: &tokio::runtime::Handle) -> Result<QuoteSource> {
     if config.url.is_empty() {
         bail!("the http oracle feed needs [oracle] url");
     }
     let stale_after = Duration::from_secs(config.stale_after_seconds.max(1));
-    let latest: Arc<Mutex<Option<(tokio::time::Instant, Vec<PriceUpdate>)>>> =
-        Arc::new(Mutex::new(None));
+    let latest: Arc<Mutex<Option<Fetched>>> = Arc::new(Mutex::new(None));
     let writer = Arc::clone(&latest);
     let url = config.url.clone();
     runtime.spawn(async move {
