@@ -36,6 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode.state.v1.Position.account",
         "clearnode.state.v1.AccountRisk.account",
         "clearnode.venue.v1.SubmitTxRequest.tx",
+        "clearnode.venue.v1.GetMarginPassportRequest.account",
+        "clearnode.venue.v1.GetMarginPassportResponse.app_hash",
         "clearnode.audit.v1.QueryContext.app_hash",
         "clearnode.audit.v1.QueryContext.key",
         "clearnode.audit.v1.QueryContext.proof",

@@ -191,6 +191,30 @@ async fn a_single_validator_clears_reports_refuses_bad_input_and_survives_sigkil
         "a healthy account has no liquidation orders"
     );
 
+    // The margin passport venue-b would ask before accepting an order: 7,600
+    // free. Buying on venue-b first unwinds its 0.5 short (and the basis
+    // charge with it); then 19,440 of equity carries 3.5 + q BTC at 5% of
+    // 64,000 with no hedge left: q = 2.575.
+    let passport = clearnode_proto::venue::v1::venue_service_client::VenueServiceClient::connect(
+        node.grpc_url.clone(),
+    )
+    .await
+    .unwrap()
+    .get_margin_passport(clearnode_proto::venue::v1::GetMarginPassportRequest {
+        account: t.as_bytes().to_vec(),
+        venue_id: "venue-b".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(passport.free_collateral, "7600");
+    let btc_allowance = passport
+        .markets
+        .iter()
+        .find(|m| m.market == "BTC-PERP")
+        .unwrap();
+    assert_eq!(btc_allowance.max_long, "2.575");
+
     // Bad input: each refused with its code, and nothing changes.
     let before = observable_state(&client, t).await;
     let impostor = SigningKey::from_bytes(&[66; 32]);

@@ -12,6 +12,7 @@
 
 mod audit;
 pub mod cometbft;
+mod passport;
 mod submit;
 
 use std::net::SocketAddr;
@@ -63,7 +64,7 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let submitter = Submitter::new(config);
+    let submitter = Submitter::new(config, store.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<VenueServiceServer<Submitter>>()

@@ -52,6 +52,8 @@ impl Service {
 pub struct Submitter {
     config: GrpcConfig,
     rpc: CometRpc,
+    /// Read-only: the margin passport reads committed state.
+    store: clearnode_store::Store,
 }
 
 fn unavailable(error: RpcError) -> Status {
@@ -67,9 +69,9 @@ fn unavailable(error: RpcError) -> Status {
 
 impl Submitter {
     /// A submitter broadcasting to the configured CometBFT.
-    pub fn new(config: GrpcConfig) -> Self {
+    pub fn new(config: GrpcConfig, store: clearnode_store::Store) -> Self {
         let rpc = CometRpc::new(&config.cometbft_rpc);
-        Self { config, rpc }
+        Self { config, rpc, store }
     }
 
     async fn submit(
@@ -147,6 +149,13 @@ impl VenueService for Submitter {
         request: Request<pb::SubmitTxRequest>,
     ) -> Result<Response<pb::SubmitTxResponse>, Status> {
         self.submit(Service::Venue, request.into_inner()).await
+    }
+
+    async fn get_margin_passport(
+        &self,
+        request: Request<pb::GetMarginPassportRequest>,
+    ) -> Result<Response<pb::GetMarginPassportResponse>, Status> {
+        crate::passport::answer(&self.store, request.into_inner()).map(Response::new)
     }
 }
 

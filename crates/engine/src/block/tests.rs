@@ -631,3 +631,55 @@ fn an_account_under_water_is_offered_and_taken_over_for_a_penalty() {
     assert!(state.liquidation_orders.is_empty());
     assert_eq!(state.accounts[&a].liquidating_since, 0);
 }
+
+#[test]
+fn the_margin_passport_agrees_with_the_report_check_to_the_last_unit() {
+    let mut chain = Chain::new();
+    let trader = funded_trader(&mut chain, 1);
+    let a = trader.address();
+    let mut venue_a = Signer::new(venue_key(0));
+    chain.block(&[venue_a.report("venue-a", &[(a, "ETH-PERP", "-10", "3000")])]);
+    let allowance = |chain: &Chain| {
+        let state = chain.engine.state();
+        let open_interest = state
+            .market_totals
+            .iter()
+            .map(|(id, t)| (id.clone(), (t.long, t.short)))
+            .collect();
+        crate::margin::passport::passport(
+            &state.accounts[&a],
+            &"venue-a".parse().expect("id"),
+            &state.markets,
+            &state.assets,
+            &open_interest,
+            state.params.position_size_max,
+        )
+        .expect("computes")
+    };
+    let btc = allowance(&chain)
+        .into_iter()
+        .find(|m| m.market.as_str() == "BTC-PERP")
+        .expect("listed");
+    // 10,000 of equity; 30,000 of ETH short needs 3,000 at 10%: 7,000 left,
+    // which carries 140,000 of BTC at 5%: 2.333333333 BTC.
+    assert_eq!(btc.long.to_string(), "2.333333333");
+    let one_more = clearnode_num::Quantity::from_raw(btc.long.raw() + 1).to_string();
+    let more = venue_a.report("venue-a", &[(a, "BTC-PERP", &one_more, "60000")]);
+    assert_eq!(
+        chain.block(&[more]),
+        vec![TxCode::InsufficientInitialMargin]
+    );
+    venue_a.sequence -= 1;
+    let exactly = venue_a.report(
+        "venue-a",
+        &[(a, "BTC-PERP", &btc.long.to_string(), "60000")],
+    );
+    assert_eq!(chain.block(&[exactly]), vec![TxCode::Ok]);
+    // The ETH short can be bought back, and the same 3,000 of margin then
+    // carries 10 ETH long: 20, plus the rounding slack the BTC leg left.
+    let eth = allowance(&chain)
+        .into_iter()
+        .find(|m| m.market.as_str() == "ETH-PERP")
+        .expect("listed");
+    assert_eq!(eth.long.to_string(), "20.000000003");
+}

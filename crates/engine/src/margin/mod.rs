@@ -15,6 +15,7 @@ use clearnode_types::{AssetId, MarketId};
 
 use crate::state::{Account, Asset, Market};
 
+pub mod passport;
 pub mod regime;
 
 /// Which initial margin fraction of a market applies.

@@ -1,0 +1,162 @@
+//! `VenueService.GetMarginPassport`: the engine's passport over the latest
+//! committed state, read at one version.
+
+use std::collections::BTreeMap;
+
+use clearnode_engine::codec;
+use clearnode_engine::keys;
+use clearnode_engine::margin::{compute_risk, passport::passport};
+use clearnode_engine::state::Market;
+use clearnode_proto::state::v1 as state_pb;
+use clearnode_proto::venue::v1 as pb;
+use clearnode_store::Store;
+use clearnode_types::{Address, MarketId, VenueId};
+use prost::Message;
+use tonic::Status;
+
+/// Reads retried while commits land.
+const ATTEMPTS_MAX: usize = 3;
+
+fn internal(error: impl std::fmt::Display) -> Status {
+    Status::internal(error.to_string())
+}
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
+    M::decode(bytes).map_err(|e| Status::data_loss(format!("stored value does not decode: {e}")))
+}
+
+fn latest(store: &Store) -> Result<u64, Status> {
+    store
+        .latest()
+        .map_err(internal)?
+        .filter(|c| c.version > 0)
+        .map(|c| c.version)
+        .ok_or_else(|| Status::unavailable("no block committed yet"))
+}
+
+/// Answers a passport request.
+pub fn answer(
+    store: &Store,
+    request: pb::GetMarginPassportRequest,
+) -> Result<pb::GetMarginPassportResponse, Status> {
+    let address = Address::from_slice(&request.account)
+        .ok_or_else(|| Status::invalid_argument("account must be a 20-byte address"))?;
+    let venue: VenueId = request
+        .venue_id
+        .parse()
+        .map_err(|e| Status::invalid_argument(format!("venue_id: {e}")))?;
+    for _ in 0..ATTEMPTS_MAX {
+        let version = latest(store)?;
+        let response = compute(store, address, &venue, version)?;
+        if latest(store)? == version {
+            return Ok(response);
+        }
+    }
+    Err(Status::unavailable("state kept changing; retry"))
+}
+
+fn scan<M: Message + Default>(store: &Store, prefix: &[u8]) -> Result<Vec<M>, Status> {
+    store
+        .scan_prefix_latest(prefix)
+        .map_err(internal)?
+        .iter()
+        .map(|(_, value)| decode(value))
+        .collect()
+}
+
+fn compute(
+    store: &Store,
+    address: Address,
+    venue: &VenueId,
+    version: u64,
+) -> Result<pb::GetMarginPassportResponse, Status> {
+    let bad = |e: codec::DecodeError| Status::data_loss(e.to_string());
+    if store
+        .get_latest(&keys::venue(venue))
+        .map_err(internal)?
+        .is_none()
+    {
+        return Err(Status::not_found(format!("no venue {venue}")));
+    }
+    let account_bytes = store
+        .get_latest(&keys::account(&address))
+        .map_err(internal)?
+        .ok_or_else(|| Status::not_found(format!("no account {address}")))?;
+    let (_, mut account) = codec::account_from_pb(decode(&account_bytes)?).map_err(bad)?;
+    for position in
+        scan::<state_pb::Position>(store, format!("pos/{}/", address.to_hex()).as_bytes())?
+    {
+        let (_, market, venue, position) = codec::position_from_pb(position).map_err(bad)?;
+        account.positions.insert((market, venue), position);
+    }
+    let mut markets: BTreeMap<MarketId, Market> = BTreeMap::new();
+    for market in scan::<state_pb::Market>(store, keys::MARKET_PREFIX)? {
+        let market = codec::market_from_pb(market).map_err(bad)?;
+        markets.insert(market.id.clone(), market);
+    }
+    for margin in scan::<state_pb::MarketMargin>(store, keys::MARKET_MARGIN_PREFIX)? {
+        let (id, margin) = codec::market_margin_from_pb(margin).map_err(bad)?;
+        if let Some(market) = markets.get_mut(&id) {
+            market.margin = margin;
+        }
+    }
+    let mut assets = BTreeMap::new();
+    for asset in scan::<state_pb::CollateralAsset>(store, keys::ASSET_PREFIX)? {
+        let asset = codec::asset_from_pb(asset).map_err(bad)?;
+        assets.insert(asset.id.clone(), asset);
+    }
+    let mut open_interest = BTreeMap::new();
+    for aggregate in scan::<state_pb::MarketAggregate>(store, keys::MARKET_AGGREGATE_PREFIX)? {
+        let parse = |text: &str| {
+            text.parse()
+                .map_err(|e| Status::data_loss(format!("open interest {text:?}: {e}")))
+        };
+        let id: MarketId = aggregate
+            .market
+            .parse()
+            .map_err(|e| Status::data_loss(format!("{e}")))?;
+        open_interest.insert(
+            id,
+            (
+                parse(&aggregate.long_open_interest)?,
+                parse(&aggregate.short_open_interest)?,
+            ),
+        );
+    }
+    let params_bytes = store
+        .get_latest(&keys::params())
+        .map_err(internal)?
+        .ok_or_else(|| Status::data_loss("params missing from state"))?;
+    let params = codec::params_from_pb(decode(&params_bytes)?).map_err(bad)?;
+
+    let arithmetic = |e: clearnode_num::NumError| internal(format!("margin arithmetic: {e}"));
+    let risk = compute_risk(&account, &markets, &assets, version).map_err(arithmetic)?;
+    let allowances = passport(
+        &account,
+        venue,
+        &markets,
+        &assets,
+        &open_interest,
+        params.position_size_max,
+    )
+    .map_err(arithmetic)?;
+    let app_hash = store
+        .root_hash(version)
+        .map_err(internal)?
+        .ok_or_else(|| Status::not_found(format!("height {version} is not retained")))?;
+    Ok(pb::GetMarginPassportResponse {
+        height: version,
+        app_hash: app_hash.to_vec(),
+        free_collateral: risk.free_collateral().map_err(arithmetic)?.to_string(),
+        equity: risk.equity.to_string(),
+        health: codec::health_to_pb(risk.health).into(),
+        markets: allowances
+            .into_iter()
+            .map(|a| pb::MarketAllowance {
+                market: a.market.to_string(),
+                max_long: a.long.to_string(),
+                max_short: a.short.to_string(),
+            })
+            .collect(),
+    })
+}
