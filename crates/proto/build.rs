@@ -45,6 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode.audit.v1.GetSequenceRequest.public_key",
         "clearnode.audit.v1.ListLiquidationOrdersRequest.account",
         "clearnode.state.v1.LiquidationOrder.account",
+        "clearnode.state.v1.Instruction.account",
+        "clearnode.state.v1.Instruction.counterparty",
     ];
     let mut builder =
         tonic_prost_build::configure().type_attribute(".clearnode", "#[derive(serde::Serialize)]");

@@ -86,6 +86,8 @@ pub(crate) struct BlockContext {
     pub(crate) dirty_settlements: BTreeSet<VenueId>,
     /// The insurance fund changed.
     pub(crate) fund_dirty: bool,
+    /// Instructions for venues, in the order they arose.
+    pub(crate) instructions: Vec<crate::instructions::Instruction>,
     pub(crate) dirty_positions: BTreeSet<(Address, MarketId, VenueId)>,
     pub(crate) dirty_markets: BTreeSet<MarketId>,
     pub(crate) dirty_sequences: BTreeSet<Address>,
@@ -108,6 +110,7 @@ pub(crate) struct BlockContext {
 pub(crate) struct Before {
     pub(crate) collateral: BTreeMap<AssetId, Quantity>,
     pub(crate) settled_pnl: Money,
+    pub(crate) health: crate::margin::Health,
 }
 
 /// The deterministic state machine.
@@ -270,6 +273,7 @@ impl Engine {
                     Before {
                         collateral: account.collateral.clone(),
                         settled_pnl: account.settled_pnl,
+                        health: account.risk.health,
                     }
                 }
                 None => Before::default(),
@@ -308,6 +312,7 @@ impl Engine {
                 .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
             dirty_markets.extend(markets);
         }
+        self.health_instructions(&mut block);
         let status_changed = self.run_ladder(&mut block, &mut events)?;
         let written: BTreeSet<&Address> =
             block.touched.keys().chain(status_changed.iter()).collect();
@@ -418,8 +423,39 @@ impl Engine {
             keys::chain_info(),
             Some(codec::chain_info_to_pb(&self.state.chain).encode_to_vec()),
         ));
+        writes.extend(crate::instructions::writes(
+            height,
+            std::mem::take(&mut block.instructions),
+        ));
         writes.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(BlockOutput { writes, events })
+    }
+
+    /// Tells the venues holding an account's positions that its health changed.
+    fn health_instructions(&self, block: &mut BlockContext) {
+        use crate::margin::Health;
+        for (address, before) in &block.touched {
+            let Some(account) = self.state.accounts.get(address) else {
+                continue;
+            };
+            let now = account.risk.health;
+            if now == before.health || account.positions.is_empty() {
+                continue;
+            }
+            let kind = match now {
+                Health::Healthy => "healthy",
+                Health::MarginCall => "margin_call",
+                Health::Liquidating => "liquidating",
+                Health::Bankrupt => "bankrupt",
+            };
+            let venues: BTreeSet<&VenueId> =
+                account.positions.keys().map(|(_, venue)| venue).collect();
+            for venue in venues {
+                let instruction =
+                    crate::instructions::Instruction::new(venue.clone(), kind, *address);
+                block.instructions.push(instruction);
+            }
+        }
     }
 
     /// The encoded system aggregate at the current prices.

@@ -118,3 +118,14 @@ pub fn liquidation_order(address: &Address, market: &MarketId, venue: &VenueId) 
 pub fn validators() -> Vec<u8> {
     b"validators".to_vec()
 }
+
+/// Prefix of a venue's instructions: `instr/<venue>/`.
+pub fn instructions_prefix(venue: &VenueId) -> Vec<u8> {
+    format!("instr/{venue}/").into_bytes()
+}
+
+/// `instr/<venue>/<height, 20 digits>/<index, 6 digits>`: `Instruction`.
+/// Zero-padded so key order is block order.
+pub fn instruction(venue: &VenueId, height: u64, index: u32) -> Vec<u8> {
+    format!("instr/{venue}/{height:020}/{index:06}").into_bytes()
+}

@@ -21,6 +21,7 @@ mod block;
 pub mod codec;
 mod exec;
 mod genesis;
+mod instructions;
 pub mod keys;
 mod liquidation;
 mod load;

@@ -17,6 +17,7 @@ use clearnode_num::{mul_div, Money, NumError, Price, Quantity, Ratio, Rounding};
 use clearnode_types::Address;
 
 use crate::block::{BlockContext, Engine, Event};
+use crate::instructions::Instruction;
 use crate::margin::{margin_ratio_ppm, Risk};
 use crate::state::{LiquidationOrder, Market, OrderKey, Position};
 use crate::EngineError;
@@ -255,6 +256,14 @@ impl Engine {
                     deadline_height,
                 };
                 if previous != Some(&order) {
+                    let mut instruction =
+                        Instruction::new(key.2.clone(), "liquidation_order", key.0);
+                    instruction.market = Some(key.1.clone());
+                    instruction.quantity = Some(quantity);
+                    instruction.price = Some(limit_price);
+                    instruction.side = side;
+                    instruction.deadline_height = deadline_height;
+                    block.instructions.push(instruction);
                     events.push(
                         Event::new("liquidation_order")
                             .with("venue", &key.2)
@@ -288,6 +297,9 @@ impl Engine {
             .collect();
         for key in keys {
             self.state.liquidation_orders.remove(&key);
+            let mut instruction = Instruction::new(key.2.clone(), "liquidation_cancelled", key.0);
+            instruction.market = Some(key.1.clone());
+            block.instructions.push(instruction);
             events.push(
                 Event::new("liquidation_cancelled")
                     .with("venue", &key.2)

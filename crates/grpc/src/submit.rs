@@ -151,6 +151,21 @@ impl VenueService for Submitter {
         self.submit(Service::Venue, request.into_inner()).await
     }
 
+    type StreamInstructionsStream = crate::instructions::InstructionStream;
+
+    async fn stream_instructions(
+        &self,
+        request: Request<pb::StreamInstructionsRequest>,
+    ) -> Result<Response<Self::StreamInstructionsStream>, Status> {
+        let request = request.into_inner();
+        let venue = request
+            .venue_id
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("venue_id: {e}")))?;
+        crate::instructions::stream(self.store.clone(), venue, request.from_height)
+            .map(Response::new)
+    }
+
     async fn get_margin_passport(
         &self,
         request: Request<pb::GetMarginPassportRequest>,

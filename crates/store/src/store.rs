@@ -137,6 +137,29 @@ impl Store {
         Ok(out)
     }
 
+    /// Pairs of the latest committed version with `start <= key < end`, in
+    /// key order, at most `limit` of them.
+    pub fn scan_range_latest(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(end.to_vec());
+        let iter = self.db.iterator_cf_opt(
+            cf(&self.db, CF_LATEST)?,
+            opts,
+            IteratorMode::From(start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter.take(limit) {
+            let (k, v) = item?;
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
     /// The value of `key` at the committed `version` and an ics23 proof of its existence (value
     /// present) or non-existence (value absent) against that version's root hash.
     ///

@@ -624,6 +624,25 @@ fn an_account_under_water_is_offered_and_taken_over_for_a_penalty() {
         "0.16"
     );
 
+    // The venue was told, in order: the account went under water, its
+    // position was offered, and taken over.
+    let kinds: Vec<String> = chain
+        .committed
+        .scan_prefix(b"instr/venue-a/")
+        .expect("scans")
+        .iter()
+        .map(|(_, v)| pb::Instruction::decode(v.as_slice()).expect("decodes").kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "liquidating",
+            "liquidation_order",
+            "take_over",
+            "liquidation_order"
+        ]
+    );
+
     // The price recovers: the orders are cancelled and the account leaves liquidation.
     chain.prices.push(btc_price(60_000));
     chain.block(&[]);

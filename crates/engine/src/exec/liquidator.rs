@@ -244,6 +244,14 @@ impl Engine {
             order.quantity = remaining;
         }
         let block = self.context()?;
+        let mut instruction =
+            crate::instructions::Instruction::new(take.venue.clone(), "take_over", take.account);
+        instruction.market = Some(take.market.clone());
+        instruction.quantity = Some(take.quantity);
+        instruction.price = Some(take.price);
+        instruction.side = order.side;
+        instruction.counterparty = Some(liquidator);
+        block.instructions.push(instruction);
         block.dirty_orders.insert(key);
         block.dirty_settlements.insert(take.venue.clone());
         block.fund_dirty = true;
