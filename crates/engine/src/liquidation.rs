@@ -194,6 +194,17 @@ impl Engine {
             }
         }
 
+        // Touched accounts that are no longer under water leave liquidation,
+        // even when a liquidator took their last order.
+        for address in block.touched.keys() {
+            if let Some(account) = self.state.accounts.get_mut(address) {
+                if account.liquidating_since != 0 && !is_liquidatable(&account.risk) {
+                    account.liquidating_since = 0;
+                    changed.insert(*address);
+                }
+            }
+        }
+
         // The most under water first, a bounded number per block.
         let candidates: Vec<Address> = self
             .state

@@ -81,18 +81,19 @@ impl Engine {
     pub(crate) fn refresh_margin_regimes(&mut self, height: u64) -> Result<(), EngineError> {
         let ids: Vec<MarketId> = self.state.markets.keys().cloned().collect();
         for id in ids {
-            let totals = self
-                .state
-                .market_totals
-                .get(&id)
-                .cloned()
+            // The snapshot taken before this block's prices touched any
+            // holder: the running totals leave touched accounts out.
+            let (long, short) = self
+                .block
+                .as_ref()
+                .and_then(|block| block.open_interest.get(&id).copied())
                 .unwrap_or_default();
             let market = self
                 .state
                 .markets
                 .get(&id)
                 .ok_or_else(|| invariant(format!("market {id} vanished")))?;
-            let larger_side = totals.long.max(totals.short);
+            let larger_side = long.max(short);
             let open_interest: Money = larger_side
                 .notional(market.oracle_price, Rounding::Ceil)
                 .map_err(invariant)?;

@@ -73,6 +73,22 @@ pub(super) fn validate(state: &State, tx: &VerifiedTx, take: &TakeOver) -> Resul
             format!("{} offered, {} asked", order.quantity, take.quantity),
         ));
     }
+    // A report earlier in the block may have shrunk the position: never take
+    // more than the account holds, nor hand it the other side.
+    let held = state
+        .accounts
+        .get(&take.account)
+        .and_then(|a| a.positions.get(&(take.market.clone(), take.venue.clone())))
+        .map_or(Quantity::ZERO, |p| p.size);
+    if held.signum() != i128::from(order.side) || held.abs().map_err(arithmetic)? < take.quantity {
+        return Err(reject(
+            TxCode::QuantityAboveOrder,
+            format!(
+                "the account now holds {held} of the position, {} asked",
+                take.quantity
+            ),
+        ));
+    }
     let inside = if order.side > 0 {
         take.price >= order.limit_price
     } else {
@@ -283,8 +299,13 @@ impl Engine {
     ) -> Result<Money, TxRejection> {
         let height = self.state.chain.height;
         let account = self.touch_account(address)?;
+        let old = account
+            .positions
+            .get(key)
+            .map_or(Quantity::ZERO, |p| p.size);
         let (position, realized) =
             fill(account.positions.get(key), delta, price, height).map_err(arithmetic)?;
+        let new = position.as_ref().map_or(Quantity::ZERO, |p| p.size);
         match position {
             Some(position) => account.positions.insert(key.clone(), position),
             None => account.positions.remove(key),
@@ -293,6 +314,8 @@ impl Engine {
             .settled_pnl
             .checked_add(realized)
             .map_err(arithmetic)?;
+        let change = super::report::open_interest_change(old, new).map_err(arithmetic)?;
+        self.move_open_interest(key.0.clone(), change)?;
         Ok(realized)
     }
 }

@@ -91,6 +91,17 @@ pub(super) fn validate(
     check_margin(state, open_interest, report)
 }
 
+/// How a position's change from `old` to `new` moves (long, short) open interest.
+pub(crate) fn open_interest_change(
+    old: Quantity,
+    new: Quantity,
+) -> Result<(Quantity, Quantity), NumError> {
+    Ok((
+        long_part(new).checked_sub(long_part(old))?,
+        short_part(new)?.checked_sub(short_part(old)?)?,
+    ))
+}
+
 fn long_part(size: Quantity) -> Quantity {
     size.max(Quantity::ZERO)
 }
@@ -111,9 +122,10 @@ fn open_interest_changes(state: &State, report: &PositionReport) -> Result<OpenI
                     .get(&(entry.market.clone(), report.venue.clone()))
             })
             .map_or(Quantity::ZERO, |p| p.size);
+        let (long_change, short_change) = open_interest_change(old, entry.size)?;
         let (long, short) = changes.entry(entry.market.clone()).or_default();
-        *long = long.checked_add(long_part(entry.size).checked_sub(long_part(old))?)?;
-        *short = short.checked_add(short_part(entry.size)?.checked_sub(short_part(old)?)?)?;
+        *long = long.checked_add(long_change)?;
+        *short = short.checked_add(short_change)?;
     }
     Ok(changes)
 }
@@ -249,22 +261,27 @@ fn check_margin(
 }
 
 impl Engine {
+    /// Moves this block's open interest of a market by (long, short).
+    pub(crate) fn move_open_interest(
+        &mut self,
+        market: MarketId,
+        (long_change, short_change): (Quantity, Quantity),
+    ) -> Result<(), TxRejection> {
+        let overflow = |e: NumError| reject(TxCode::InvalidAmount, e.to_string());
+        let block = self.context()?;
+        let (long, short) = block.open_interest.entry(market).or_default();
+        *long = long.checked_add(long_change).map_err(overflow)?;
+        *short = short.checked_add(short_change).map_err(overflow)?;
+        Ok(())
+    }
+
     pub(super) fn apply_report(&mut self, report: PositionReport) -> Result<Event, TxRejection> {
         let height = self.state.chain.height;
         let entries = report.entries.len();
         let changes = open_interest_changes(&self.state, &report)
             .map_err(|e| reject(TxCode::InvalidAmount, e.to_string()))?;
-        for (market, (long_change, short_change)) in changes {
-            let block = self.context()?;
-            let (long, short) = block.open_interest.entry(market).or_default();
-            let add = |total: &mut Quantity, change| {
-                total
-                    .checked_add(change)
-                    .map(|sum| *total = sum)
-                    .map_err(|e| reject(TxCode::InvalidAmount, e.to_string()))
-            };
-            add(long, long_change)?;
-            add(short, short_change)?;
+        for (market, change) in changes {
+            self.move_open_interest(market, change)?;
         }
         for entry in report.entries {
             let account = self.touch_account(entry.account)?;

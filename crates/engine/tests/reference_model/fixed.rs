@@ -83,7 +83,10 @@ pub fn square_root_floor(value: i128) -> i128 {
     let (mut low, mut high) = (0i128, 1i128 << 64);
     while high - low > 1 {
         let middle = low + (high - low) / 2;
-        if middle.checked_mul(middle).is_some_and(|square| square <= value) {
+        if middle
+            .checked_mul(middle)
+            .is_some_and(|square| square <= value)
+        {
             low = middle;
         } else {
             high = middle;

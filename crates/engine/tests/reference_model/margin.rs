@@ -210,8 +210,8 @@ fn tier_requirement(market: &MarketModel, net_notional: i128) -> i128 {
 /// The EWMA of squared per-update returns after a price move. The return
 /// is rounded up to whole ppm and capped at 100x; both EWMA terms round up.
 pub fn variance_after(variance: i128, old_price: i128, new_price: i128, decay_ppm: i128) -> i128 {
-    let return_ppm = mul_div(new_price - old_price, PPM, old_price, Round::Up)
-        .clamp(-100 * PPM, 100 * PPM);
+    let return_ppm =
+        mul_div(new_price - old_price, PPM, old_price, Round::Up).clamp(-100 * PPM, 100 * PPM);
     let kept = mul_div(variance, decay_ppm, PPM, Round::Up);
     let added = mul_div(return_ppm * return_ppm, PPM - decay_ppm, PPM, Round::Up);
     kept + added

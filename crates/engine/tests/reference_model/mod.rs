@@ -10,21 +10,34 @@
 //! knowingly departs from the documentation, the departure is a named switch
 //! in [`Deviations`], so the comparison stays exact and the departure stays
 //! visible.
+//!
+//! Map: `fixed` (arithmetic and rounding), `margin` (an account's risk and a
+//! market's regime), `transactions` (checks and effects), `liquidation` (the
+//! ladder, takeovers, average-cost fills), `aggregates` (walks over all
+//! accounts), `genesis` (height 0), `compare` (the engine's state and
+//! committed aggregates against the model), `generator` and `variants`
+//! (seeded blocks), `tally` (what a run reached).
 
+mod aggregates;
 pub mod compare;
 pub mod fixed;
 pub mod generator;
+mod genesis;
 mod liquidation;
 pub mod margin;
+mod tally;
 mod transactions;
+pub mod variants;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clearnode_types::genesis::Genesis;
 use clearnode_types::Address;
 
-use fixed::{notional, times_ppm, Round, PPM};
-use margin::{Fraction, Health, Risk};
+use aggregates::open_interest_of;
+pub use aggregates::{MarketTotals, SystemTotals};
+use fixed::{notional, Round};
+use margin::{Fraction, Risk};
+pub use tally::Tally;
 pub use transactions::{Action, Entry, Tx};
 
 /// Parameters that never change after genesis.
@@ -150,17 +163,35 @@ pub enum Priced {
 /// `true` while the engine behaves that way (the model then follows it),
 /// and names the ignored test that shows it; fixing the engine means
 /// deleting the switch.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Deviations {}
+#[derive(Debug, Clone, Copy)]
+pub struct Deviations {
+    /// An account leaves liquidation (`liquidating_since` back to 0) only if
+    /// it still has an order when it recovers; one whose last order was
+    /// taken in full keeps its old height, and a later liquidation charges
+    /// it `fee_per_block` for every block since the first one.
+    /// Test: `an_account_whose_last_order_was_taken_leaves_liquidation_when_it_recovers`.
+    pub liquidation_status_needs_an_order: bool,
+    /// The regime's open interest leaves out every account the block's
+    /// prices touched: holders of a repriced market or asset, and then the
+    /// holders of each market (in id order) whose current fraction moved.
+    /// The engine reads its running totals after taking those accounts'
+    /// contributions out, so on a block that moves a market's price its
+    /// OI-scaled fraction sees (almost) no open interest.
+    /// Test: `a_price_move_does_not_hide_open_interest_from_the_margin_regime`.
+    pub regime_misses_touched_open_interest: bool,
+}
 
-/// What the model saw happen, so a run can show it reached the interesting parts.
-#[derive(Debug, Clone, Default)]
-pub struct Tally {
-    pub orders_posted: u64,
-    pub orders_cancelled: u64,
-    pub takeovers: u64,
-    pub bankrupt_account_blocks: u64,
-    pub codes: BTreeMap<u32, u64>,
+impl Deviations {
+    /// The engine as it is today.
+    pub const ENGINE: Deviations = Deviations {
+        liquidation_status_needs_an_order: false,
+        regime_misses_touched_open_interest: false,
+    };
+    /// The documented semantics.
+    pub const NONE: Deviations = Deviations {
+        liquidation_status_needs_an_order: false,
+        regime_misses_touched_open_interest: false,
+    };
 }
 
 /// The whole model state.
@@ -184,87 +215,7 @@ pub struct Model {
     pub tally: Tally,
 }
 
-fn public_key(hex_text: &str) -> [u8; 32] {
-    let bytes = hex::decode(hex_text).expect("genesis key is hex");
-    bytes.try_into().expect("genesis key is 32 bytes")
-}
-
-fn ppm(value: u64) -> i128 {
-    i128::from(value)
-}
-
 impl Model {
-    /// The model at height 0.
-    pub fn from_genesis(genesis: &Genesis, deviations: Deviations) -> Self {
-        let liquidation = &genesis.params.liquidation;
-        let params = Params {
-            report_entries_max: genesis.params.report_entries_max as usize,
-            position_size_max: genesis.params.position_size_max.raw(),
-            insurance_fund_initial: genesis.params.insurance_fund_initial.raw(),
-            fraction_per_block_ppm: ppm(liquidation.fraction_per_block_ppm),
-            min_notional: liquidation.min_notional.raw(),
-            accounts_per_block_max: liquidation.accounts_per_block_max as usize,
-            deadline_blocks: u64::from(liquidation.deadline_blocks),
-            spread_to_maintenance_ppm: ppm(liquidation.spread_to_maintenance_ppm),
-            fee_base_ppm: ppm(liquidation.fee_base_ppm),
-            fee_convex_ppm: ppm(liquidation.fee_convex_ppm),
-            fee_per_block_ppm: ppm(liquidation.fee_per_block_ppm),
-            fee_max_ppm: ppm(liquidation.fee_max_ppm),
-            liquidator_share_ppm: ppm(liquidation.liquidator_share_ppm),
-        };
-        let markets = genesis
-            .markets
-            .iter()
-            .map(|m| (m.id.to_string(), market_from_genesis(m)))
-            .collect();
-        let assets = genesis
-            .assets
-            .iter()
-            .map(|a| {
-                let asset = AssetModel {
-                    price: a.oracle_price.raw(),
-                    haircut_ppm: ppm(a.haircut_ppm),
-                };
-                (a.id.to_string(), asset)
-            })
-            .collect();
-        let venues: BTreeMap<String, VenueModel> = genesis
-            .venues
-            .iter()
-            .map(|v| {
-                let venue = VenueModel {
-                    public_key: public_key(&v.public_key),
-                    active: v.active,
-                };
-                (v.id.to_string(), venue)
-            })
-            .collect();
-        Self {
-            height: 0,
-            custodian: public_key(&genesis.custodian.public_key),
-            markets,
-            assets,
-            ledgers: genesis
-                .assets
-                .iter()
-                .map(|a| (a.id.to_string(), Ledger::default()))
-                .collect(),
-            settlements: venues.keys().map(|id| (id.clone(), 0)).collect(),
-            venues,
-            sequences: BTreeMap::new(),
-            accounts: BTreeMap::new(),
-            orders: BTreeMap::new(),
-            fund: Fund {
-                balance: params.insurance_fund_initial,
-                ..Fund::default()
-            },
-            params,
-            risks: BTreeMap::new(),
-            deviations,
-            tally: Tally::default(),
-        }
-    }
-
     /// The signer's next sequence.
     pub fn next_sequence(&self, signer: &Address) -> u64 {
         self.sequences.get(signer).copied().unwrap_or(0)
@@ -275,45 +226,81 @@ impl Model {
         margin::risk(account, &self.markets, &self.assets, Fraction::Existing)
     }
 
-    /// Long and short open interest (sizes) per market: a walk over every position.
-    pub fn open_interest(&self) -> BTreeMap<String, (i128, i128)> {
-        open_interest_of(self.accounts.values())
-    }
-
     /// Starts a block: its prices, then every market's regime for the block,
     /// from the open interest the previous block left at the new prices.
     pub fn begin_block(&mut self, height: u64, prices: &[(Priced, i128)]) {
         assert_eq!(height, self.height + 1, "blocks follow each other");
         self.height = height;
-        let open_interest = self.open_interest();
+        // Whose positions the regime counts as open interest: everyone's.
+        let mut counted: BTreeSet<Address> = self.accounts.keys().copied().collect();
         for (priced, price) in prices {
-            self.apply_price(priced, *price);
+            if self.apply_price(priced, *price)
+                && self.deviations.regime_misses_touched_open_interest
+            {
+                self.forget_holders(&mut counted, priced);
+            }
         }
-        for (id, market) in &mut self.markets {
-            let (long, short) = open_interest.get(id).copied().unwrap_or_default();
+        let ids: Vec<String> = self.markets.keys().cloned().collect();
+        for id in ids {
+            let open_interest = open_interest_of(
+                self.accounts
+                    .iter()
+                    .filter(|(address, _)| counted.contains(address))
+                    .map(|(_, account)| account),
+            );
+            let (long, short) = open_interest.get(&id).copied().unwrap_or_default();
+            let market = self.markets.get_mut(&id).expect("listed");
             let open_interest_usd = notional(long.max(short), market.price, Round::Up);
             let target = margin::target_fraction(market, open_interest_usd);
+            let before = market.regime.current;
             market.regime = margin::phase_in(market, target);
+            if market.regime.current != before
+                && self.deviations.regime_misses_touched_open_interest
+            {
+                self.forget_holders(&mut counted, &Priced::Market(id));
+            }
         }
     }
 
-    fn apply_price(&mut self, priced: &Priced, price: i128) {
+    /// Applies a price; true if it changed.
+    fn apply_price(&mut self, priced: &Priced, price: i128) -> bool {
         match priced {
             Priced::Market(id) => {
                 let market = self.markets.get_mut(id).expect("listed market");
                 // An unchanged price is no update: no return enters the EWMA.
-                if market.price != price {
-                    market.regime.variance = margin::variance_after(
-                        market.regime.variance,
-                        market.price,
-                        price,
-                        market.volatility_decay_ppm,
-                    );
-                    market.price = price;
+                if market.price == price {
+                    return false;
                 }
+                market.regime.variance = margin::variance_after(
+                    market.regime.variance,
+                    market.price,
+                    price,
+                    market.volatility_decay_ppm,
+                );
+                market.price = price;
             }
-            Priced::Asset(id) => self.assets.get_mut(id).expect("listed asset").price = price,
+            Priced::Asset(id) => {
+                let asset = self.assets.get_mut(id).expect("listed asset");
+                if asset.price == price {
+                    return false;
+                }
+                asset.price = price;
+            }
         }
+        true
+    }
+
+    /// For [`Deviations::regime_misses_touched_open_interest`]: leaves the
+    /// holders of a market (any position) or asset (any balance) out.
+    fn forget_holders(&self, counted: &mut BTreeSet<Address>, priced: &Priced) {
+        counted.retain(|address| {
+            let account = &self.accounts[address];
+            let holds = match priced {
+                Priced::Market(id) => account.positions.keys().any(|(market, _)| market == id),
+                Priced::Asset(id) => account.collateral.contains_key(id),
+            };
+            !holds
+        });
     }
 
     /// Ends a block: every account's risk, the liquidation ladder, and the
@@ -325,11 +312,9 @@ impl Model {
             .map(|(address, account)| (*address, self.risk_now(account)))
             .collect();
         liquidation::run_ladder(self);
-        self.tally.bankrupt_account_blocks += self
-            .risks
-            .values()
-            .filter(|r| r.health == Health::Bankrupt)
-            .count() as u64;
+        let mut tally = std::mem::take(&mut self.tally);
+        tally.count_block(self);
+        self.tally = tally;
         self.assert_conservation();
     }
 
@@ -357,133 +342,4 @@ impl Model {
             "model: settled value not conserved"
         );
     }
-
-    /// Per market totals: a walk over every account.
-    pub fn market_totals(&self) -> BTreeMap<String, MarketTotals> {
-        let mut totals: BTreeMap<String, MarketTotals> = self
-            .markets
-            .keys()
-            .map(|id| (id.clone(), MarketTotals::default()))
-            .collect();
-        for account in self.accounts.values() {
-            let mut net: BTreeMap<&String, i128> = BTreeMap::new();
-            for ((market, venue), position) in &account.positions {
-                let market_totals = totals.get_mut(market).expect("listed market");
-                let venue_totals = market_totals.venues.entry(venue.clone()).or_default();
-                if position.size > 0 {
-                    market_totals.long += position.size;
-                    venue_totals.0 += position.size;
-                } else {
-                    market_totals.short -= position.size;
-                    venue_totals.1 -= position.size;
-                }
-                *net.entry(market).or_default() += position.size;
-            }
-            for (market, net) in net {
-                let market_totals = totals.get_mut(market).expect("listed market");
-                market_totals.accounts_with_position += 1;
-                if net > 0 {
-                    market_totals.net_long += net;
-                } else {
-                    market_totals.net_short -= net;
-                }
-            }
-        }
-        totals
-    }
-
-    /// System totals from the end-of-block risks.
-    pub fn system_totals(&self) -> SystemTotals {
-        let mut system = SystemTotals {
-            accounts: self.risks.len() as u64,
-            ..SystemTotals::default()
-        };
-        for risk in self.risks.values() {
-            system.equity_positive += risk.equity.max(0);
-            system.health[risk.health as usize] += 1;
-        }
-        system
-    }
-}
-
-fn market_from_genesis(m: &clearnode_types::genesis::GenesisMarket) -> MarketModel {
-    let base = ppm(m.initial_margin_ppm);
-    let mut tiers = Vec::new();
-    let (mut previous_fraction, mut deduction) = (base, 0);
-    for tier in &m.size_tiers {
-        let fraction = ppm(tier.initial_margin_ppm);
-        // d_k = d_(k-1) + floor_k x (f_k - f_(k-1)), rounded down so that
-        // rounding never lowers the requirement.
-        deduction += times_ppm(
-            tier.notional_floor.raw(),
-            fraction - previous_fraction,
-            Round::Down,
-        );
-        tiers.push(Tier {
-            notional_floor: tier.notional_floor.raw(),
-            fraction_ppm: fraction,
-            deduction,
-        });
-        previous_fraction = fraction;
-    }
-    assert!(base <= PPM);
-    MarketModel {
-        price: m.oracle_price.raw(),
-        base_ppm: base,
-        maintenance_fraction_ppm: ppm(m.maintenance_fraction_ppm),
-        basis_ppm: ppm(m.basis_ppm),
-        open_interest_lower: m.open_interest_lower_cap.raw(),
-        open_interest_upper: m.open_interest_upper_cap.raw(),
-        tiers,
-        volatility_decay_ppm: ppm(m.volatility_decay_ppm),
-        volatility_reference_ppm: ppm(m.volatility_reference_ppm),
-        phase_in_blocks: m.margin_phase_in_blocks,
-        rise_per_block_max_ppm: ppm(m.margin_rise_per_block_max_ppm),
-        regime: Regime {
-            variance: 0,
-            target: base,
-            current: base,
-            phase_step: 0,
-            phase_target: base,
-        },
-    }
-}
-
-/// Long and short open interest (sizes) per market of some accounts.
-fn open_interest_of<'a>(
-    accounts: impl Iterator<Item = &'a AccountModel>,
-) -> BTreeMap<String, (i128, i128)> {
-    let mut open_interest: BTreeMap<String, (i128, i128)> = BTreeMap::new();
-    for account in accounts {
-        for ((market, _venue), position) in &account.positions {
-            let (long, short) = open_interest.entry(market.clone()).or_default();
-            if position.size > 0 {
-                *long += position.size;
-            } else {
-                *short -= position.size;
-            }
-        }
-    }
-    open_interest
-}
-
-/// Totals of one market.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MarketTotals {
-    pub long: i128,
-    pub short: i128,
-    pub net_long: i128,
-    pub net_short: i128,
-    /// (long, short) per venue with a position.
-    pub venues: BTreeMap<String, (i128, i128)>,
-    pub accounts_with_position: u64,
-}
-
-/// System-wide totals.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SystemTotals {
-    pub equity_positive: i128,
-    /// Accounts per health state, in [`Health`] order.
-    pub health: [u64; 4],
-    pub accounts: u64,
 }

@@ -63,6 +63,21 @@ pub enum Action {
     Unverifiable(TxCode),
 }
 
+impl Action {
+    /// The kind's name, for tallies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Deposit { .. } => "deposit",
+            Action::Withdraw { .. } => "withdraw",
+            Action::Authorize { .. } => "authorize",
+            Action::Report { .. } => "report",
+            Action::RegisterLiquidator => "register",
+            Action::TakeOver { .. } => "take_over",
+            Action::Unverifiable(_) => "unverifiable",
+        }
+    }
+}
+
 type Checked = Result<(), TxCode>;
 
 fn require(condition: bool, code: TxCode) -> Checked {
@@ -80,7 +95,8 @@ impl Model {
             Ok(()) => TxCode::Ok,
             Err(code) => code,
         };
-        *self.tally.codes.entry(code as u32).or_default() += 1;
+        let kind = (tx.action.kind(), code as u32);
+        *self.tally.codes.entry(kind).or_default() += 1;
         code
     }
 
@@ -163,7 +179,9 @@ impl Model {
                     apply_entry(account, venue, entry, height);
                 }
             }
-            Action::RegisterLiquidator => self.accounts.entry(signer).or_default().liquidator = true,
+            Action::RegisterLiquidator => {
+                self.accounts.entry(signer).or_default().liquidator = true
+            }
             Action::TakeOver {
                 account,
                 market,
@@ -287,12 +305,12 @@ impl Model {
             .iter()
             .map(|entry| {
                 let market = &self.markets[&entry.market];
-                let (long, short) = open_interest.get(&entry.market).copied().unwrap_or_default();
+                let (long, short) = open_interest
+                    .get(&entry.market)
+                    .copied()
+                    .unwrap_or_default();
                 let usd = notional(long.max(short), market.price, Round::Up);
-                (
-                    entry.market.clone(),
-                    margin::target_fraction(market, usd),
-                )
+                (entry.market.clone(), margin::target_fraction(market, usd))
             })
             .collect()
     }

@@ -1,0 +1,94 @@
+//! Open interest and the market and system aggregates: walks over every
+//! account, never running totals.
+
+use std::collections::BTreeMap;
+
+use super::{AccountModel, Model};
+
+impl Model {
+    /// Per market totals: a walk over every account.
+    pub fn market_totals(&self) -> BTreeMap<String, MarketTotals> {
+        let mut totals: BTreeMap<String, MarketTotals> = self
+            .markets
+            .keys()
+            .map(|id| (id.clone(), MarketTotals::default()))
+            .collect();
+        for account in self.accounts.values() {
+            let mut net: BTreeMap<&String, i128> = BTreeMap::new();
+            for ((market, venue), position) in &account.positions {
+                let market_totals = totals.get_mut(market).expect("listed market");
+                let venue_totals = market_totals.venues.entry(venue.clone()).or_default();
+                if position.size > 0 {
+                    market_totals.long += position.size;
+                    venue_totals.0 += position.size;
+                } else {
+                    market_totals.short -= position.size;
+                    venue_totals.1 -= position.size;
+                }
+                *net.entry(market).or_default() += position.size;
+            }
+            for (market, net) in net {
+                let market_totals = totals.get_mut(market).expect("listed market");
+                market_totals.accounts_with_position += 1;
+                if net > 0 {
+                    market_totals.net_long += net;
+                } else {
+                    market_totals.net_short -= net;
+                }
+            }
+        }
+        totals
+    }
+
+    /// System totals from the end-of-block risks.
+    pub fn system_totals(&self) -> SystemTotals {
+        let mut system = SystemTotals {
+            accounts: self.risks.len() as u64,
+            ..SystemTotals::default()
+        };
+        for risk in self.risks.values() {
+            system.equity_positive += risk.equity.max(0);
+            system.health[risk.health as usize] += 1;
+        }
+        system
+    }
+}
+
+/// Long and short open interest (sizes) per market of some accounts.
+pub(super) fn open_interest_of<'a>(
+    accounts: impl Iterator<Item = &'a AccountModel>,
+) -> BTreeMap<String, (i128, i128)> {
+    let mut open_interest: BTreeMap<String, (i128, i128)> = BTreeMap::new();
+    for account in accounts {
+        for ((market, _venue), position) in &account.positions {
+            let (long, short) = open_interest.entry(market.clone()).or_default();
+            if position.size > 0 {
+                *long += position.size;
+            } else {
+                *short -= position.size;
+            }
+        }
+    }
+    open_interest
+}
+
+/// Totals of one market.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MarketTotals {
+    pub long: i128,
+    pub short: i128,
+    pub net_long: i128,
+    pub net_short: i128,
+    /// (long, short) per venue with a position.
+    pub venues: BTreeMap<String, (i128, i128)>,
+    pub accounts_with_position: u64,
+}
+
+/// System-wide totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemTotals {
+    pub equity_positive: i128,
+    /// Accounts per health state, in [`super::margin::Health`] order.
+    pub health: [u64; 4],
+    pub accounts: u64,
+}
