@@ -34,7 +34,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    async fn connect(&self) -> Result<NodeClient> {
+    pub(crate) async fn connect(&self) -> Result<NodeClient> {
         let (url, chain_id) = match (&self.grpc, &self.chain_id) {
             (Some(url), Some(chain_id)) => (url.clone(), chain_id.clone()),
             _ => {

@@ -1,6 +1,7 @@
 //! `clearnode`: the node binary. It wires the crates together (store, ABCI
 //! app, gRPC, metrics, the CometBFT process) and holds no business logic.
 
+mod audit;
 mod client;
 mod cometbft;
 mod config;
@@ -37,6 +38,9 @@ enum Command {
     /// Sign and submit a transaction over gRPC.
     #[command(subcommand)]
     Tx(client::TxCommand),
+    /// Prove figures against the headers the validators signed.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Query committed state over gRPC.
     #[command(subcommand)]
     Query(client::QueryCommand),
@@ -89,6 +93,7 @@ fn main() -> Result<()> {
         Command::Keys(command) => keys::run(command),
         Command::Tx(command) => client::run_tx(command),
         Command::Query(command) => client::run_query(command),
+        Command::Audit(command) => audit::run(command),
         Command::Devnet(args) => devnet::run(args),
         Command::Sim(args) => sim::run(args),
     }

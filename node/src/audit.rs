@@ -1,0 +1,234 @@
+//! `clearnode audit verify`: proves a figure the node answers against the
+//! header the validators signed, without trusting the node.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use clearnode_audit::{verify, Evidence};
+use clearnode_proto::audit::v1 as audit;
+use prost::Message;
+use tendermint::block::signed_header::SignedHeader;
+use tendermint::validator::Info;
+
+use crate::client::Connection;
+use crate::config::NodeConfig;
+
+/// Audit commands.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Verify a figure against the header the validators signed.
+    Verify(VerifyArgs),
+}
+
+/// What to verify, and against what.
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(subcommand)]
+    what: Figure,
+    #[command(flatten)]
+    connection: Connection,
+    /// CometBFT RPC to fetch headers from (any node; default: this home's).
+    #[arg(long)]
+    rpc: Option<String>,
+    /// JSON with the validators you trust: a CometBFT genesis.json, or an
+    /// array of validators (default: this home's genesis validators).
+    #[arg(long)]
+    trusted: Option<PathBuf>,
+    /// Height (0 = latest).
+    #[arg(long, default_value_t = 0)]
+    height: u64,
+}
+
+#[derive(Subcommand, Clone)]
+enum Figure {
+    /// The system aggregate.
+    System,
+    /// A market's aggregate.
+    Market {
+        /// Market id.
+        market: String,
+    },
+    /// An account's risk.
+    Account {
+        /// Hex address.
+        address: String,
+    },
+    /// The insurance fund.
+    Fund,
+}
+
+/// The answer to verify: key, encoded value, proof, height, app hash.
+struct Answer {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    proof: Vec<u8>,
+    height: u64,
+    app_hash: Vec<u8>,
+    shown: String,
+}
+
+async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
+    let client = args.connection.connect().await?;
+    let mut audit = client.audit();
+    let height = args.height;
+    let (context, value, shown) = match &args.what {
+        Figure::System => {
+            let r = audit
+                .get_system_risk(audit::GetSystemRiskRequest {
+                    height,
+                    prove: true,
+                })
+                .await?
+                .into_inner();
+            let value = r.aggregate.context("no aggregate")?;
+            (
+                r.context,
+                value.encode_to_vec(),
+                serde_json::to_string_pretty(&value)?,
+            )
+        }
+        Figure::Market { market } => {
+            let r = audit
+                .get_market_risk(audit::GetMarketRiskRequest {
+                    market: market.clone(),
+                    height,
+                    prove: true,
+                })
+                .await?
+                .into_inner();
+            let value = r.aggregate.context("no aggregate")?;
+            (
+                r.context,
+                value.encode_to_vec(),
+                serde_json::to_string_pretty(&value)?,
+            )
+        }
+        Figure::Account { address } => {
+            let account = hex::decode(address).context("the address is hex")?;
+            let r = audit
+                .get_account_risk(audit::GetAccountRiskRequest {
+                    account,
+                    height,
+                    prove: true,
+                })
+                .await?
+                .into_inner();
+            let value = r.risk.context("no risk")?;
+            (
+                r.context,
+                value.encode_to_vec(),
+                serde_json::to_string_pretty(&value)?,
+            )
+        }
+        Figure::Fund => {
+            let r = audit
+                .get_insurance_fund(audit::GetInsuranceFundRequest {
+                    height,
+                    prove: true,
+                })
+                .await?
+                .into_inner();
+            let value = r.fund.context("no fund")?;
+            (
+                r.context,
+                value.encode_to_vec(),
+                serde_json::to_string_pretty(&value)?,
+            )
+        }
+    };
+    let context = context.context("the answer has no context")?;
+    Ok(Answer {
+        key: context.key,
+        value,
+        proof: context.proof,
+        height: context.height,
+        app_hash: context.app_hash,
+        shown,
+    })
+}
+
+async fn rpc_result(http: &reqwest::Client, url: String) -> Result<serde_json::Value> {
+    let body: serde_json::Value = http.get(&url).send().await?.json().await?;
+    if let Some(error) = body.get("error") {
+        bail!("{url}: {error}");
+    }
+    Ok(body["result"].clone())
+}
+
+/// Reads trusted validators from a genesis.json or a plain array.
+fn trusted_validators(path: &PathBuf) -> Result<Vec<Info>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let list = json.get("validators").cloned().unwrap_or(json);
+    serde_json::from_value(list)
+        .with_context(|| format!("{}: not a list of validators", path.display()))
+}
+
+/// Runs an audit command.
+pub fn run(command: AuditCommand) -> Result<()> {
+    let AuditCommand::Verify(args) = command;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let config = NodeConfig::load(&args.connection.home).ok();
+        let rpc = match (&args.rpc, &config) {
+            (Some(rpc), _) => rpc.clone(),
+            (None, Some(config)) => config.cometbft_rpc.clone(),
+            (None, None) => bail!("give --rpc, or --home of a node"),
+        };
+        let trusted_path = match (&args.trusted, &config) {
+            (Some(path), _) => path.clone(),
+            (None, Some(config)) => args
+                .connection
+                .home
+                .join(&config.cometbft_home)
+                .join("config/genesis.json"),
+            (None, None) => bail!("give --trusted with the validators you trust"),
+        };
+        let answer = fetch_answer(&args).await?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let next = answer.height + 1;
+        // The header that commits state H is block H+1's: wait for it.
+        let mut commit = None;
+        for _ in 0..100 {
+            match rpc_result(&http, format!("{rpc}/commit?height={next}")).await {
+                Ok(result) if result["canonical"] == serde_json::Value::Bool(true) => {
+                    commit = Some(result);
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let commit = commit.with_context(|| format!("block {next} is not committed yet"))?;
+        let signed_header: SignedHeader =
+            serde_json::from_value(commit["signed_header"].clone())
+                .context("the commit is not for its header, or does not parse")?;
+        let validators_json = rpc_result(
+            &http,
+            format!("{rpc}/validators?height={next}&per_page=100"),
+        )
+        .await?;
+        let validators: Vec<Info> = serde_json::from_value(validators_json["validators"].clone())?;
+        let evidence = Evidence {
+            key: &answer.key,
+            value: &answer.value,
+            proof: &answer.proof,
+            height: answer.height,
+            app_hash: &answer.app_hash,
+            signed_header: &signed_header,
+            validators,
+            trusted: trusted_validators(&trusted_path)?,
+        };
+        match verify(&evidence) {
+            Ok(statement) => {
+                println!("{}\n{statement}", answer.shown);
+                Ok(())
+            }
+            Err(reason) => bail!("NOT PROVEN: {reason}"),
+        }
+    })
+}
