@@ -68,60 +68,101 @@ pub fn run(args: InitArgs) -> Result<()> {
 /// Creates the home and returns its configuration.
 pub fn init_home(args: &InitArgs) -> Result<NodeConfig> {
     let home = &args.home;
+    ensure_uninitialized(home)?;
+    let ports = Ports::from_base(args.setup.port_base)?;
+    let bin = locate_cometbft(&args.setup)?;
+    let cometbft_home = prepare_home(&bin, home)?;
+    let template = load_template(args.template.as_deref())?;
+    let app_state = render_template(home, &template)?;
+    let genesis = genesis_document(&cometbft_home, &args.chain_id, app_state)?;
+    write_genesis(&cometbft_home, &genesis)?;
+    configure_cometbft(
+        &cometbft_home,
+        &CometbftSettings {
+            moniker: &args.moniker,
+            block_time: &args.setup.block_time,
+            ports: &ports,
+            extra: Vec::new(),
+        },
+    )?;
+    let config = node_config(&args.chain_id, &ports, &args.setup.cometbft_bin);
+    config.save(home)?;
+    Ok(config)
+}
+
+/// Refuses to overwrite a home: its keys and state may be the only copy.
+pub(crate) fn ensure_uninitialized(home: &Path) -> Result<()> {
     if home.join(CONFIG_FILE).exists() {
         bail!(
             "{} is already initialized; remove it to start over",
             home.display()
         );
     }
-    let ports = Ports::from_base(args.setup.port_base)?;
+    Ok(())
+}
+
+/// Finds the cometbft binary and warns when it is not the pinned version.
+pub(crate) fn locate_cometbft(setup: &NodeSetup) -> Result<PathBuf> {
+    let bin = cometbft::locate(&setup.cometbft_bin)?;
+    cometbft::check_version(&bin)?;
+    Ok(bin)
+}
+
+/// Creates the home's directories and CometBFT's own home inside it
+/// (keys, node key, default config and a genesis to be replaced); returns
+/// CometBFT's home.
+pub(crate) fn prepare_home(bin: &Path, home: &Path) -> Result<PathBuf> {
     for dir in ["keys", "data", "logs"] {
         std::fs::create_dir_all(home.join(dir))
             .with_context(|| format!("creating {}", home.join(dir).display()))?;
     }
-    let bin = cometbft::locate(&args.setup.cometbft_bin)?;
-    cometbft::check_version(&bin)?;
-    let cometbft_home = home.join("cometbft");
-    cometbft::init_home(&bin, &cometbft_home)?;
+    let cometbft_home = home.join(COMETBFT_DIR);
+    cometbft::init_home(bin, &cometbft_home)?;
+    Ok(cometbft_home)
+}
 
-    let template = match &args.template {
+/// CometBFT's home inside a node home.
+pub(crate) const COMETBFT_DIR: &str = "cometbft";
+
+/// The template's text: a file, or the built-in devnet template.
+pub(crate) fn load_template(path: Option<&Path>) -> Result<String> {
+    match path {
         Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading template {}", path.display()))?,
-        None => DEVNET_TEMPLATE.to_string(),
-    };
-    let app_state = render_template(home, &template)?;
-    write_genesis(&cometbft_home, &args.chain_id, app_state)?;
-    configure_cometbft(&cometbft_home, args, &ports)?;
+            .with_context(|| format!("reading template {}", path.display())),
+        None => Ok(DEVNET_TEMPLATE.to_string()),
+    }
+}
 
-    let config = NodeConfig {
-        chain_id: args.chain_id.clone(),
+/// The node's configuration for a home initialized with these ports.
+pub(crate) fn node_config(chain_id: &str, ports: &Ports, cometbft_bin: &str) -> NodeConfig {
+    NodeConfig {
+        chain_id: chain_id.to_string(),
         abci_addr: format!("127.0.0.1:{}", ports.abci),
         grpc_addr: format!("127.0.0.1:{}", ports.grpc),
         metrics_addr: format!("127.0.0.1:{}", ports.metrics),
         cometbft_rpc: format!("http://127.0.0.1:{}", ports.rpc),
-        cometbft_home: PathBuf::from("cometbft"),
-        cometbft_bin: args.setup.cometbft_bin.clone(),
+        cometbft_home: PathBuf::from(COMETBFT_DIR),
+        cometbft_bin: cometbft_bin.to_string(),
         db_dir: PathBuf::from("data/clearnode.db"),
         commit_timeout_seconds: 30,
-    };
-    config.save(home)?;
-    Ok(config)
+    }
 }
 
-/// The node's ports.
-pub struct Ports {
-    p2p: u16,
-    rpc: u16,
-    abci: u16,
-    grpc: u16,
-    metrics: u16,
+/// The node's ports: five consecutive ones from a base.
+pub(crate) struct Ports {
+    pub(crate) p2p: u16,
+    pub(crate) rpc: u16,
+    pub(crate) abci: u16,
+    pub(crate) grpc: u16,
+    pub(crate) metrics: u16,
 }
 
 impl Ports {
-    fn from_base(base: u16) -> Result<Self> {
+    /// P2P, RPC, ABCI, gRPC and metrics at `base` to `base + 4`.
+    pub(crate) fn from_base(base: u16) -> Result<Self> {
         let port = |offset: u16| {
             base.checked_add(offset)
-                .ok_or_else(|| anyhow::anyhow!("--port-base {base} leaves no room for 5 ports"))
+                .ok_or_else(|| anyhow::anyhow!("port base {base} leaves no room for 5 ports"))
         };
         Ok(Self {
             p2p: port(0)?,
@@ -134,7 +175,7 @@ impl Ports {
 }
 
 /// Fills `"generate"` keys with new keys stored in the home; validates.
-fn render_template(home: &Path, template: &str) -> Result<serde_json::Value> {
+pub(crate) fn render_template(home: &Path, template: &str) -> Result<serde_json::Value> {
     let mut app_state: serde_json::Value =
         serde_json::from_str(template).context("the genesis template is not JSON")?;
     if let Some(venues) = app_state.get_mut("venues").and_then(|v| v.as_array_mut()) {
@@ -160,45 +201,77 @@ fn render_template(home: &Path, template: &str) -> Result<serde_json::Value> {
     Ok(app_state)
 }
 
-fn write_genesis(cometbft_home: &Path, chain_id: &str, app_state: serde_json::Value) -> Result<()> {
-    let path = cometbft_home.join("config/genesis.json");
+/// The CometBFT genesis `cometbft init` wrote into `cometbft_home`, with
+/// our chain id and app state. Its validator (this home's key) and its
+/// genesis time are kept.
+pub(crate) fn genesis_document(
+    cometbft_home: &Path,
+    chain_id: &str,
+    app_state: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let path = cometbft_home.join(GENESIS_FILE);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut genesis: serde_json::Value = serde_json::from_str(&text)?;
+    let mut genesis: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     genesis["chain_id"] = chain_id.into();
     genesis["initial_height"] = "1".into();
     // Validators' prices ride on vote extensions from the first block on.
     genesis["consensus_params"]["abci"]["vote_extensions_enable_height"] = "1".into();
     genesis["app_state"] = app_state;
-    std::fs::write(&path, serde_json::to_vec_pretty(&genesis)?)
+    Ok(genesis)
+}
+
+/// CometBFT's genesis inside its home.
+pub(crate) const GENESIS_FILE: &str = "config/genesis.json";
+
+/// Writes a genesis document into a CometBFT home.
+pub(crate) fn write_genesis(cometbft_home: &Path, genesis: &serde_json::Value) -> Result<()> {
+    let path = cometbft_home.join(GENESIS_FILE);
+    std::fs::write(&path, serde_json::to_vec_pretty(genesis)?)
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn configure_cometbft(cometbft_home: &Path, args: &InitArgs, ports: &Ports) -> Result<()> {
+/// What a node's CometBFT config.toml is given.
+pub(crate) struct CometbftSettings<'a> {
+    /// The validator's name.
+    pub(crate) moniker: &'a str,
+    /// CometBFT's `timeout_commit`.
+    pub(crate) block_time: &'a str,
+    /// Where it listens and where the app is.
+    pub(crate) ports: &'a Ports,
+    /// More `(section, key, TOML value)` settings, e.g. peers.
+    pub(crate) extra: Vec<(&'static str, &'static str, String)>,
+}
+
+/// Edits CometBFT's generated config.toml in place.
+pub(crate) fn configure_cometbft(cometbft_home: &Path, settings: &CometbftSettings) -> Result<()> {
     let path = cometbft_home.join("config/config.toml");
     let mut text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let settings = [
+    let ports = settings.ports;
+    let common = [
         (
             "",
             "proxy_app",
             format!("\"tcp://127.0.0.1:{}\"", ports.abci),
         ),
-        ("", "moniker", format!("\"{}\"", args.moniker)),
+        ("", "moniker", format!("\"{}\"", settings.moniker)),
         ("rpc", "laddr", format!("\"tcp://127.0.0.1:{}\"", ports.rpc)),
         ("p2p", "laddr", format!("\"tcp://127.0.0.1:{}\"", ports.p2p)),
+        // Every node of a local chain is on 127.0.0.1.
         ("p2p", "addr_book_strict", "false".to_string()),
         ("p2p", "allow_duplicate_ip", "true".to_string()),
         (
             "consensus",
             "timeout_commit",
-            format!("\"{}\"", args.setup.block_time),
+            format!("\"{}\"", settings.block_time),
         ),
         ("tx_index", "indexer", "\"kv\"".to_string()),
         ("instrumentation", "prometheus", "false".to_string()),
     ];
-    for (section, key, value) in settings {
-        text = set_toml_value(&text, section, key, &value)
+    for (section, key, value) in common.iter().chain(settings.extra.iter()) {
+        text = set_toml_value(&text, section, key, value)
             .with_context(|| format!("{}: no [{section}] {key}", path.display()))?;
     }
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))

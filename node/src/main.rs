@@ -9,6 +9,7 @@ mod devnet;
 mod feed;
 mod init;
 mod keys;
+mod localnet;
 mod metrics;
 mod sim;
 mod start;
@@ -48,6 +49,9 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Play stress scenarios through the engine and write reports.
     Sim(sim::SimArgs),
+    /// Several validators of one chain as processes on this machine.
+    #[command(subcommand)]
+    Localnet(localnet::LocalnetCommand),
 }
 
 /// The default home directory.
@@ -96,5 +100,6 @@ fn main() -> Result<()> {
         Command::Audit(command) => audit::run(command),
         Command::Devnet(args) => devnet::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Localnet(command) => localnet::run(command),
     }
 }

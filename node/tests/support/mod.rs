@@ -1,7 +1,9 @@
 //! A real single-validator node for end-to-end tests: `clearnode init` and
 //! `clearnode start` as child processes (which run a real `cometbft`), in a
 //! process group of their own so a test can SIGKILL the whole validator.
-//! Logs are printed when a test fails.
+//! Logs are printed when a test fails. `Localnet` (in `localnet.rs`) does
+//! the same for several validators of one chain, and `load.rs` keeps venue
+//! reports flowing into it.
 
 // Outside consensus code: tests wait on wall-clock deadlines for real processes.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
@@ -25,7 +27,10 @@ use clearnode_types::Address;
 use ed25519_dalek::SigningKey;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
+
+pub mod load;
+pub mod localnet;
 
 pub const CHAIN_ID: &str = "clearnode-e2e";
 
@@ -223,19 +228,55 @@ pub fn signed(key: &SigningKey, sequence: u64, action: tx::tx_body::Action) -> V
     sign_tx(key, &body)
 }
 
+/// How long a gRPC call may take: longer than the node's own wait for a
+/// commit (30s), so that wait ends first and says why.
+const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+
 impl Client {
+    /// A client that connects on first use and reconnects after the node
+    /// restarts; calls fail fast while the node is down.
+    pub fn lazy(url: &str) -> Self {
+        let channel = Endpoint::from_shared(url.to_string())
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(CALL_TIMEOUT)
+            .connect_lazy();
+        Self { channel }
+    }
+
+    /// The latest committed height the node's AuditService reads.
+    pub async fn latest_height(&self) -> Result<u64, tonic::Status> {
+        let response = self.system_risk(0, false).await?;
+        Ok(response.context.map_or(0, |c| c.height))
+    }
+
+    /// The app hash the node's AuditService reports for state `height`.
+    pub async fn app_hash_at(&self, height: u64) -> Result<Vec<u8>, tonic::Status> {
+        let response = self.system_risk(height, false).await?;
+        let context = response
+            .context
+            .ok_or_else(|| tonic::Status::internal("GetSystemRisk answered without a context"))?;
+        assert_eq!(context.height, height, "asked for state {height}");
+        Ok(context.app_hash)
+    }
+
+    async fn system_risk(
+        &self,
+        height: u64,
+        prove: bool,
+    ) -> Result<audit::GetSystemRiskResponse, tonic::Status> {
+        self.audit()
+            .get_system_risk(audit::GetSystemRiskRequest { height, prove })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     pub fn audit(&self) -> AuditServiceClient<Channel> {
         AuditServiceClient::new(self.channel.clone())
     }
 
     pub async fn system(&self, height: u64) -> Result<audit::GetSystemRiskResponse, tonic::Status> {
-        self.audit()
-            .get_system_risk(audit::GetSystemRiskRequest {
-                height,
-                prove: true,
-            })
-            .await
-            .map(tonic::Response::into_inner)
+        self.system_risk(height, true).await
     }
 
     pub async fn account(
