@@ -13,7 +13,7 @@ use prost::Message;
 use crate::aggregates::{apply_contribution, Contributions, Direction};
 use crate::prices::PriceUpdate;
 use crate::state::{Account, State};
-use crate::{codec, keys, margin, EngineError};
+use crate::{codec, invariant, keys, margin, EngineError};
 
 /// A state write: key, and `Some(value)` to set or `None` to delete.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
@@ -118,10 +118,6 @@ pub(crate) struct Before {
 pub struct Engine {
     pub(crate) state: State,
     pub(crate) block: Option<BlockContext>,
-}
-
-fn invariant(what: impl std::fmt::Display) -> EngineError {
-    EngineError::Invariant(what.to_string())
 }
 
 impl Engine {

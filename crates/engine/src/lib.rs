@@ -46,3 +46,8 @@ pub enum EngineError {
     #[error("block lifecycle: {0}")]
     Lifecycle(String),
 }
+
+/// An invariant breach: the node stops rather than diverge.
+pub(crate) fn invariant(what: impl std::fmt::Display) -> EngineError {
+    EngineError::Invariant(what.to_string())
+}

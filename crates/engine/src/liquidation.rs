@@ -20,16 +20,12 @@ use crate::block::{BlockContext, Engine, Event};
 use crate::instructions::Instruction;
 use crate::margin::{margin_ratio_ppm, Risk};
 use crate::state::{LiquidationOrder, Market, OrderKey, Position};
-use crate::EngineError;
+use crate::{invariant, EngineError};
 
 /// Margin ratio (equity / maintenance) of 1.0, in ppm.
 const RATIO_ONE_PPM: i128 = 1_000_000;
 /// Raw quantity x raw price / this = raw money (10^(9+9-6)).
 const NOTIONAL_DIVISOR: i128 = 1_000_000_000_000;
-
-fn invariant(what: impl std::fmt::Display) -> EngineError {
-    EngineError::Invariant(what.to_string())
-}
 
 /// Whether risk puts an account under maintenance.
 pub(crate) fn is_liquidatable(risk: &Risk) -> bool {

@@ -11,13 +11,9 @@ use clearnode_types::{MarketId, TxRejection};
 
 use crate::block::Engine;
 use crate::margin::regime::{self, TargetInputs};
-use crate::EngineError;
+use crate::{invariant, EngineError};
 
 pub use clearnode_types::price::{PriceTarget, PriceUpdate};
-
-fn invariant(what: impl std::fmt::Display) -> EngineError {
-    EngineError::Invariant(what.to_string())
-}
 
 fn touch_failed(rejection: TxRejection) -> EngineError {
     invariant(format!("touching an account: {}", rejection.log))

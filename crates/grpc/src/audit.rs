@@ -7,8 +7,9 @@ use clearnode_proto::audit::v1::audit_service_server::AuditService;
 use clearnode_proto::state::v1 as state_pb;
 use clearnode_store::Store;
 use clearnode_types::{Address, MarketId};
-use prost::Message;
 use tonic::{Request, Response, Status};
+
+use crate::{decode, internal};
 
 /// Scans retried while commits land.
 const SCAN_ATTEMPTS_MAX: usize = 3;
@@ -20,10 +21,6 @@ const LIQUIDATION_ORDERS_MAX: usize = 1_000;
 #[derive(Debug, Clone)]
 pub struct AuditApi {
     store: Store,
-}
-
-fn internal(error: impl std::fmt::Display) -> Status {
-    Status::internal(error.to_string())
 }
 
 /// One value read at one version.
@@ -94,10 +91,6 @@ impl AuditApi {
             value,
         })
     }
-}
-
-fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|e| Status::data_loss(format!("stored value does not decode: {e}")))
 }
 
 #[tonic::async_trait]

@@ -92,3 +92,14 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Transport { addr, source })
 }
+
+/// A store failure as a gRPC status.
+pub(crate) fn internal(error: impl std::fmt::Display) -> tonic::Status {
+    tonic::Status::internal(error.to_string())
+}
+
+/// Decodes a stored value; a value that does not decode is data loss.
+pub(crate) fn decode<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, tonic::Status> {
+    M::decode(bytes)
+        .map_err(|e| tonic::Status::data_loss(format!("stored value does not decode: {e}")))
+}

@@ -14,16 +14,10 @@ use clearnode_types::{Address, MarketId, VenueId};
 use prost::Message;
 use tonic::Status;
 
+use crate::{decode, internal};
+
 /// Reads retried while commits land.
 const ATTEMPTS_MAX: usize = 3;
-
-fn internal(error: impl std::fmt::Display) -> Status {
-    Status::internal(error.to_string())
-}
-
-fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|e| Status::data_loss(format!("stored value does not decode: {e}")))
-}
 
 fn latest(store: &Store) -> Result<u64, Status> {
     store

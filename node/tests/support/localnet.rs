@@ -21,7 +21,7 @@ use ed25519_dalek::SigningKey;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-use super::{Client, CHAIN_ID};
+use super::{kill_group, log_tails, Client, CHAIN_ID};
 
 /// Block interval of test localnets: fast, but slow enough that four
 /// validators and their CometBFTs keep up on two cores.
@@ -239,10 +239,7 @@ impl Localnet {
     /// wait until its ports are free again.
     pub async fn kill9(&mut self, i: usize) {
         self.targets.up[i].store(false, Ordering::SeqCst);
-        let mut child = self.nodes[i].child.take().expect("node is running");
-        let group = Pid::from_raw(i32::try_from(child.id()).unwrap());
-        killpg(group, Signal::SIGKILL).unwrap();
-        child.wait().unwrap();
+        kill_group(self.nodes[i].child.take().expect("node is running"));
         self.wait_for_ports_released(i).await;
     }
 
@@ -399,30 +396,18 @@ impl Localnet {
 
     /// The last lines of every node's logs.
     pub fn logs(&self) -> String {
-        let mut text = String::new();
-        for node in &self.nodes {
-            for name in ["node.log", "cometbft.log"] {
-                let path = node.home.join("logs").join(name);
-                let content = std::fs::read_to_string(&path).unwrap_or_default();
-                let lines: Vec<&str> = content.lines().collect();
-                let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-                text.push_str(&format!(
-                    "==== {} (last {LOG_TAIL_LINES} lines)\n{tail}\n",
-                    path.display()
-                ));
-            }
-        }
-        text
+        self.nodes
+            .iter()
+            .map(|node| log_tails(&node.home, LOG_TAIL_LINES))
+            .collect()
     }
 }
 
 impl Drop for Localnet {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let group = Pid::from_raw(i32::try_from(child.id()).unwrap());
-                let _ = killpg(group, Signal::SIGKILL);
-                let _ = child.wait();
+            if let Some(child) = node.child.take() {
+                kill_group(child);
             }
         }
         if std::thread::panicking() {

@@ -109,10 +109,7 @@ impl TestNode {
 
     /// SIGKILL the whole validator (clearnode and its cometbft), as a power cut would.
     pub fn kill9(&mut self) {
-        let mut child = self.child.take().expect("running");
-        let group = Pid::from_raw(i32::try_from(child.id()).unwrap());
-        killpg(group, Signal::SIGKILL).unwrap();
-        child.wait().unwrap();
+        kill_group(self.child.take().expect("running"));
         // cometbft is in the same group; give the kernel a moment to release its ports.
         wait_until(
             "the validator's ports are released",
@@ -173,18 +170,7 @@ impl TestNode {
     }
 
     pub fn logs(&self) -> String {
-        let mut text = String::new();
-        for name in ["node.log", "cometbft.log"] {
-            let path = self.home().join("logs").join(name);
-            let content = std::fs::read_to_string(&path).unwrap_or_default();
-            let lines: Vec<&str> = content.lines().collect();
-            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-            text.push_str(&format!(
-                "==== {} (last 60 lines)\n{tail}\n",
-                path.display()
-            ));
-        }
-        text
+        log_tails(self.home(), 60)
     }
 }
 
@@ -193,12 +179,33 @@ impl Drop for TestNode {
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }
-        if let Some(mut child) = self.child.take() {
-            let group = Pid::from_raw(i32::try_from(child.id()).unwrap());
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            kill_group(child);
         }
     }
+}
+
+/// SIGKILLs a validator's process group (clearnode and its cometbft) and reaps it.
+pub fn kill_group(mut child: Child) {
+    let group = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let _ = killpg(group, Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// The last `lines` lines of a home's node and cometbft logs.
+pub fn log_tails(home: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    for name in ["node.log", "cometbft.log"] {
+        let path = home.join("logs").join(name);
+        let content = std::fs::read_to_string(&path).unwrap_or_default();
+        let all: Vec<&str> = content.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        text.push_str(&format!(
+            "==== {} (last {lines} lines)\n{tail}\n",
+            path.display()
+        ));
+    }
+    text
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
