@@ -102,7 +102,18 @@ impl AuditService for AuditApi {
         let request = request.into_inner();
         let address = Address::from_slice(&request.account)
             .ok_or_else(|| Status::invalid_argument("account must be a 20-byte address"))?;
-        let read = self.read(keys::risk(&address), request.height, request.prove)?;
+        // Positions are listed from the latest state, so the latest answer is
+        // read at the very version the scan saw (a commit may land between
+        // reads); at a past height the proven risk record carries the
+        // per-market exposures.
+        let prefix = format!("pos/{}/", address.to_hex());
+        let (latest, pairs) = self.scan_latest(prefix.as_bytes())?;
+        let height = if request.height == 0 {
+            latest
+        } else {
+            request.height
+        };
+        let read = self.read(keys::risk(&address), height, request.prove)?;
         let risk_bytes = read
             .value
             .ok_or_else(|| Status::not_found(format!("no account {address}")))?;
@@ -113,10 +124,6 @@ impl AuditService for AuditApi {
             .map_err(internal)?
             .map(|bytes| decode::<state_pb::Account>(&bytes))
             .transpose()?;
-        // Positions are listed from the latest state; at a past height the
-        // proven risk record carries the per-market exposures.
-        let prefix = format!("pos/{}/", address.to_hex());
-        let (latest, pairs) = self.scan_latest(prefix.as_bytes())?;
         let positions = if version == latest {
             pairs
                 .iter()
