@@ -33,6 +33,7 @@ fn liquidation_params(l: &GenesisLiquidation) -> LiquidationParams {
         fee_per_block: ppm(l.fee_per_block_ppm),
         fee_max: ppm(l.fee_max_ppm),
         liquidator_share: ppm(l.liquidator_share_ppm),
+        adl_profit_share_max: ppm(l.adl_profit_share_max_ppm),
     }
 }
 
@@ -96,6 +97,7 @@ impl Engine {
                 volatility_reference_ppm: i128::from(m.volatility_reference_ppm),
                 margin_phase_in_blocks: m.margin_phase_in_blocks,
                 margin_rise_per_block_max: ppm(m.margin_rise_per_block_max_ppm),
+                insurance_payout_per_block_max: m.insurance_payout_per_block_max,
                 margin: MarketMargin {
                     target: base,
                     current: base,

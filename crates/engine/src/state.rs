@@ -57,6 +57,9 @@ pub struct LiquidationParams {
     pub fee_max: Ratio,
     /// The liquidator's share of the penalty.
     pub liquidator_share: Ratio,
+    /// Most of an account's unrealized profit in a market one
+    /// auto-deleveraging may take.
+    pub adl_profit_share_max: Ratio,
 }
 
 /// A position offered to liquidators.
@@ -86,6 +89,10 @@ pub struct InsuranceFund {
     pub inflows: Money,
     /// Bad debt paid since genesis.
     pub payouts: Money,
+    /// Bad debt collected from auto-deleveraged accounts since genesis.
+    pub adl_collected: Money,
+    /// Bad debt neither the fund nor auto-deleveraging covered.
+    pub bad_debt_unresolved: Money,
 }
 
 /// A listed market: parameters, mark price and margin regime.
@@ -115,6 +122,8 @@ pub struct Market {
     pub margin_phase_in_blocks: u32,
     /// Most the current fraction may rise per block.
     pub margin_rise_per_block_max: Ratio,
+    /// Most the insurance fund pays per block for bad debt in this market.
+    pub insurance_payout_per_block_max: Money,
     /// The margin regime as of the current block.
     pub margin: MarketMargin,
 }

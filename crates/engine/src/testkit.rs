@@ -56,6 +56,7 @@ pub fn genesis() -> Genesis {
         volatility_reference_ppm: 1_000_000,
         margin_phase_in_blocks: 10,
         margin_rise_per_block_max_ppm: 20_000,
+        insurance_payout_per_block_max: Money::from_units(500_000),
     };
     Genesis {
         markets: vec![
@@ -103,6 +104,7 @@ pub fn genesis() -> Genesis {
                 fee_per_block_ppm: 500,
                 fee_max_ppm: 15_000,
                 liquidator_share_ppm: 500_000,
+                adl_profit_share_max_ppm: 500_000,
             },
         },
     }

@@ -58,6 +58,7 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
                 volatility_reference_ppm: 20_000,
                 margin_phase_in_blocks: 10,
                 margin_rise_per_block_max_ppm: 20_000,
+                insurance_payout_per_block_max: Money::from_units(250_000),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -95,6 +96,7 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
                 fee_per_block_ppm: 500,
                 fee_max_ppm: 15_000,
                 liquidator_share_ppm: 500_000,
+                adl_profit_share_max_ppm: 1_000_000,
             },
         },
     })

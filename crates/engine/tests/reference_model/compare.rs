@@ -254,6 +254,7 @@ fn compare_indexes(found: &mut Differences, engine: &State, model: &Model) {
     let by_risk: BTreeSet<(i128, Address)> = model
         .risks
         .iter()
+        .filter(|(address, _)| **address != super::BACKSTOP)
         .filter_map(|(address, risk)| risk.margin_ratio_ppm().map(|ratio| (ratio, *address)))
         .collect();
     let indexes = &engine.indexes;
@@ -292,6 +293,8 @@ fn compare_liquidation(found: &mut Differences, engine: &State, model: &Model) {
         balance: engine.insurance_fund.balance.raw(),
         inflows: engine.insurance_fund.inflows.raw(),
         payouts: engine.insurance_fund.payouts.raw(),
+        adl_collected: engine.insurance_fund.adl_collected.raw(),
+        bad_debt_unresolved: engine.insurance_fund.bad_debt_unresolved.raw(),
     };
     found.check(|| "insurance fund".into(), fund, model.fund);
     let settlements: BTreeMap<String, i128> = engine

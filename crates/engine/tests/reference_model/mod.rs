@@ -19,6 +19,7 @@
 //! (seeded blocks), `tally` (what a run reached).
 
 mod aggregates;
+mod backstop;
 pub mod compare;
 pub mod fixed;
 pub mod generator;
@@ -35,6 +36,7 @@ use clearnode_types::Address;
 
 use aggregates::open_interest_of;
 pub use aggregates::{MarketTotals, SystemTotals};
+pub use backstop::BACKSTOP;
 use fixed::{notional, Round};
 use margin::{Fraction, Risk};
 pub use tally::Tally;
@@ -56,6 +58,7 @@ pub struct Params {
     pub fee_per_block_ppm: i128,
     pub fee_max_ppm: i128,
     pub liquidator_share_ppm: i128,
+    pub adl_profit_share_max_ppm: i128,
 }
 
 /// A size tier with the deduction that keeps the requirement continuous.
@@ -93,6 +96,7 @@ pub struct MarketModel {
     pub volatility_reference_ppm: i128,
     pub phase_in_blocks: u32,
     pub rise_per_block_max_ppm: i128,
+    pub insurance_payout_per_block_max: i128,
     pub regime: Regime,
 }
 
@@ -144,6 +148,8 @@ pub struct Fund {
     pub balance: i128,
     pub inflows: i128,
     pub payouts: i128,
+    pub adl_collected: i128,
+    pub bad_debt_unresolved: i128,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -303,9 +309,10 @@ impl Model {
         });
     }
 
-    /// Ends a block: every account's risk, the liquidation ladder, and the
-    /// two conservation laws.
+    /// Ends a block: the backstop, every account's risk, the liquidation
+    /// ladder, and the two conservation laws.
     pub fn end_block(&mut self) {
+        backstop::run(self);
         self.risks = self
             .accounts
             .iter()
