@@ -169,11 +169,15 @@ async fn report(
     venue_id: &str,
     venue: &mut Signer,
     entries: Vec<tx::PositionEntry>,
+    acknowledged_height: u64,
 ) -> Result<()> {
+    // The demo venue regenerates its book every round, so it has nothing
+    // to change for an instruction: it acknowledges what is committed.
     let batch = |entries: Vec<tx::PositionEntry>| {
         tx::tx_body::Action::PositionReport(tx::PositionReport {
             venue_id: venue_id.to_string(),
             entries,
+            acknowledged_height,
         })
     };
     let code = venue.submit(client, batch(entries.clone())).await?;
@@ -245,9 +249,10 @@ async fn demo_venue(args: &DevnetArgs, config: &NodeConfig) -> Result<()> {
     let mut round = 0u64;
     loop {
         round += 1;
+        let committed = committed_height(&client).await?;
         for (venue_index, (venue_id, venue)) in venues.iter_mut().enumerate() {
             let entries = demo_entries(&addresses, venue_index, round, &mut random);
-            report(&client, venue_id, venue, entries).await?;
+            report(&client, venue_id, venue, entries, committed).await?;
         }
         if round % 5 == 1 {
             print_status(&client).await;
@@ -297,21 +302,22 @@ async fn fund_and_authorize(
         }
     }
     // Reports for accounts whose authorizations are not committed yet would be refused.
-    let start = client
-        .audit()
-        .get_system_risk(audit::GetSystemRiskRequest::default())
-        .await?;
-    let start_height = start.into_inner().context.map_or(0, |c| c.height);
+    let start_height = committed_height(client).await?;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = client
-            .audit()
-            .get_system_risk(audit::GetSystemRiskRequest::default())
-            .await?;
-        if now.into_inner().context.map_or(0, |c| c.height) >= start_height + 2 {
+        if committed_height(client).await? >= start_height + 2 {
             return Ok(());
         }
     }
+}
+
+/// The last committed height, as the audit API answers it.
+async fn committed_height(client: &NodeClient) -> Result<u64> {
+    let answer = client
+        .audit()
+        .get_system_risk(audit::GetSystemRiskRequest::default())
+        .await?;
+    Ok(answer.into_inner().context.map_or(0, |c| c.height))
 }
 
 /// Each trader holds positions on every venue; some hedge across venues.

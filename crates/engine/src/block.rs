@@ -103,6 +103,8 @@ pub(crate) struct BlockContext {
     pub(crate) open_interest: BTreeMap<MarketId, (Quantity, Quantity)>,
     /// Deposits less withdrawals in this block, per asset.
     pub(crate) flows: BTreeMap<AssetId, Quantity>,
+    /// Venues whose acknowledgement state changed.
+    pub(crate) dirty_venues: BTreeSet<VenueId>,
     /// Bad debt the insurance fund paid in this block, per market (its cap).
     pub(crate) fund_paid_by_market: BTreeMap<MarketId, Money>,
 }
@@ -313,6 +315,15 @@ impl Engine {
         }
         self.health_instructions(&mut block);
         let status_changed = self.run_ladder(&mut block, &mut events)?;
+        self.track_acknowledgements(&mut block, &mut events);
+        for id in &block.dirty_venues {
+            if let Some(venue) = self.state.venues.get(id) {
+                writes.push((
+                    keys::venue(id),
+                    Some(codec::venue_to_pb(venue).encode_to_vec()),
+                ));
+            }
+        }
         let written: BTreeSet<&Address> =
             block.touched.keys().chain(status_changed.iter()).collect();
         for address in written {

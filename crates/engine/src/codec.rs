@@ -86,6 +86,7 @@ pub fn params_to_pb(params: &Params) -> Result<pb::RiskParams, DecodeError> {
             adl_profit_share_max_ppm: ppm("params", l.adl_profit_share_max)?,
         }),
         insurance_fund_initial: params.insurance_fund_initial.to_string(),
+        instruction_ack_blocks: params.instruction_ack_blocks,
     })
 }
 
@@ -111,6 +112,7 @@ pub fn params_from_pb(value: pb::RiskParams) -> Result<Params, DecodeError> {
             adl_profit_share_max: ratio(l.adl_profit_share_max_ppm),
         },
         insurance_fund_initial: parse("params", &value.insurance_fund_initial)?,
+        instruction_ack_blocks: value.instruction_ack_blocks,
     })
 }
 
@@ -307,6 +309,10 @@ pub fn venue_to_pb(venue: &Venue) -> pb::Venue {
         id: venue.id.to_string(),
         public_key: venue.public_key.to_vec(),
         active: venue.active,
+        acknowledged_height: venue.acknowledged_height,
+        unacknowledged_since: venue.unacknowledged_since,
+        last_instruction_height: venue.last_instruction_height,
+        delinquent: venue.delinquent,
     }
 }
 
@@ -316,6 +322,10 @@ pub fn venue_from_pb(value: pb::Venue) -> Result<Venue, DecodeError> {
         id: parse("venue", &value.id)?,
         public_key: key32("venue", &value.public_key)?,
         active: value.active,
+        acknowledged_height: value.acknowledged_height,
+        unacknowledged_since: value.unacknowledged_since,
+        last_instruction_height: value.last_instruction_height,
+        delinquent: value.delinquent,
     })
 }
 

@@ -58,6 +58,7 @@ impl Engine {
                 position_size_max: genesis.params.position_size_max,
                 liquidation: liquidation_params(&genesis.params.liquidation),
                 insurance_fund_initial: genesis.params.insurance_fund_initial,
+                instruction_ack_blocks: genesis.params.instruction_ack_blocks,
             },
             custodian: parse_public_key(&genesis.custodian.public_key)?,
             markets: BTreeMap::new(),
@@ -122,6 +123,10 @@ impl Engine {
                 id: v.id.clone(),
                 public_key: parse_public_key(&v.public_key)?,
                 active: v.active,
+                acknowledged_height: 0,
+                unacknowledged_since: 0,
+                last_instruction_height: 0,
+                delinquent: false,
             };
             state.venues.insert(v.id.clone(), venue);
             state.venue_settlements.insert(v.id.clone(), Money::ZERO);

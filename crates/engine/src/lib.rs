@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+mod acknowledgements;
 mod aggregates;
 mod backstop;
 mod block;

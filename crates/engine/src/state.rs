@@ -32,6 +32,8 @@ pub struct Params {
     pub liquidation: LiquidationParams,
     /// What the insurance fund started with: the settlement ledger's total.
     pub insurance_fund_initial: Money,
+    /// Blocks a venue has to acknowledge an instruction that needs action.
+    pub instruction_ack_blocks: u32,
 }
 
 /// The liquidation ladder's parameters.
@@ -148,6 +150,15 @@ pub struct Venue {
     pub public_key: [u8; 32],
     /// May report.
     pub active: bool,
+    /// Instructions acknowledged up to and including this height.
+    pub acknowledged_height: u64,
+    /// Height from which unacknowledged instructions count toward the
+    /// deadline (0: none pending).
+    pub unacknowledged_since: u64,
+    /// Last height with an instruction that needs acknowledging.
+    pub last_instruction_height: u64,
+    /// Left instructions unacknowledged past the deadline.
+    pub delinquent: bool,
 }
 
 /// One position of an account in one market on one venue.

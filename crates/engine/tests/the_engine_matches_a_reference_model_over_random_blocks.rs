@@ -293,6 +293,8 @@ fn assert_reached_the_interesting_parts(tally: &Tally) {
         ("report", 204),
         ("report", 205),
         ("report", 206),
+        ("report", 207),
+        ("report", 208),
         ("report", 301),
         ("report", 306),
         ("report", 308),

@@ -127,6 +127,9 @@ pub struct GenesisParams {
     pub liquidation: GenesisLiquidation,
     /// What the insurance fund starts with (USD).
     pub insurance_fund_initial: Money,
+    /// Blocks a venue has to acknowledge a liquidation, takeover, backstop
+    /// or ADL instruction before it becomes delinquent.
+    pub instruction_ack_blocks: u32,
 }
 
 /// The liquidation ladder's parameters (see `LiquidationParams` in state.proto).
@@ -313,6 +316,11 @@ impl Genesis {
                 "liquidation: fraction in (0, 1e6], min_notional >= 0, accounts per block 1..={LIQUIDATIONS_PER_BLOCK_MAX}, deadline > 0, base <= max <= 1e6, share <= 1e6, spread <= 1e7, ADL profit share in (0, 1e6]"
             )));
         }
+        if self.params.instruction_ack_blocks == 0 {
+            return Err(GenesisError(
+                "instruction_ack_blocks must be positive".into(),
+            ));
+        }
         if self.params.insurance_fund_initial.is_negative() {
             return Err(GenesisError(
                 "insurance_fund_initial must not be negative".into(),
@@ -350,7 +358,7 @@ mod tests {
             "venues": [{"id": "venue-a", "public_key": key, "active": true}],
             "custodian": {"public_key": key},
             "params": {"report_entries_max": 100, "position_size_max": "1000",
-                       "insurance_fund_initial": "1000000",
+                       "insurance_fund_initial": "1000000", "instruction_ack_blocks": 20,
                        "liquidation": {"fraction_per_block_ppm": 200000, "min_notional": "1000",
                                        "accounts_per_block_max": 50, "deadline_blocks": 10,
                                        "spread_to_maintenance_ppm": 1500000, "fee_base_ppm": 5000,

@@ -528,5 +528,6 @@ proptest::proptest! {
     }
 }
 
+mod acknowledgements;
 mod backstop;
 mod ladder;

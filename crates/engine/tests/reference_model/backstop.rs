@@ -54,6 +54,8 @@ pub(super) fn run(model: &mut Model) {
 /// Moves `size` of a position to the backstop at the mark; both realize.
 fn to_backstop(model: &mut Model, from: Address, key: &(String, String), size: i128) {
     let height = model.height;
+    // The venue is instructed (backstop or ADL) and must acknowledge it.
+    model.instructed.insert(key.1.clone());
     let mark = model.markets[&key.0].price;
     let account = model.accounts.get_mut(&from).expect("exists");
     let realized_from = fill(account, key, -size, mark, height);

@@ -14,7 +14,9 @@ use prost::Message;
 use super::fixed::{decimal, mul_div, notional, Round, PPM};
 
 use super::margin::{Exposure, Health, Risk};
-use super::{Fund, Ledger, MarketTotals, Model, Order, Position, Regime, SystemTotals};
+use super::{
+    Acknowledgements, Fund, Ledger, MarketTotals, Model, Order, Position, Regime, SystemTotals,
+};
 
 /// Differences found, as readable lines.
 #[derive(Default)]
@@ -78,6 +80,20 @@ fn compare_listings(found: &mut Differences, engine: &State, model: &Model) {
             || format!("asset {id} price"),
             actual.oracle_price.raw(),
             asset.price,
+        );
+    }
+    for (id, venue) in &model.venues {
+        let actual = &engine.venues[&id.parse().expect("id")];
+        let acknowledgements = Acknowledgements {
+            acknowledged_height: actual.acknowledged_height,
+            unacknowledged_since: actual.unacknowledged_since,
+            last_instruction_height: actual.last_instruction_height,
+            delinquent: actual.delinquent,
+        };
+        found.check(
+            || format!("venue {id} acknowledgements"),
+            acknowledgements,
+            venue.acknowledgements,
         );
     }
     let ledgers: BTreeMap<String, Ledger> = engine

@@ -39,6 +39,7 @@ impl Model {
             fee_max_ppm: ppm(liquidation.fee_max_ppm),
             liquidator_share_ppm: ppm(liquidation.liquidator_share_ppm),
             adl_profit_share_max_ppm: ppm(liquidation.adl_profit_share_max_ppm),
+            instruction_ack_blocks: u64::from(genesis.params.instruction_ack_blocks),
         };
         let markets = genesis
             .markets
@@ -63,6 +64,7 @@ impl Model {
                 let venue = VenueModel {
                     public_key: public_key(&v.public_key),
                     active: v.active,
+                    acknowledgements: Default::default(),
                 };
                 (v.id.to_string(), venue)
             })
@@ -88,6 +90,7 @@ impl Model {
             },
             params,
             risks: BTreeMap::new(),
+            instructed: Default::default(),
             deviations,
             tally: Tally::default(),
         }

@@ -68,6 +68,11 @@ fn offer_backstop_book(model: &mut Model) {
             (key, order)
         })
         .collect();
+    for (key, order) in &wanted {
+        if model.orders.get(key) != Some(order) {
+            model.instructed.insert(key.2.clone());
+        }
+    }
     model.orders.retain(|key, _| key.0 != BACKSTOP);
     model.orders.extend(wanted);
 }
@@ -126,6 +131,9 @@ fn post_orders(model: &mut Model, address: Address) {
             posted_height,
             deadline_height,
         };
+        if model.orders.get(&key) != Some(&order) {
+            model.instructed.insert(key.2.clone());
+        }
         model.orders.insert(key, order);
     }
 }
@@ -304,6 +312,7 @@ impl Model {
             self.orders.get_mut(key).expect("exists").quantity = remaining;
         }
         self.tally.takeovers += 1;
+        self.instructed.insert(venue.clone());
     }
 }
 

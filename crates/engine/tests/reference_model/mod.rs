@@ -59,6 +59,7 @@ pub struct Params {
     pub fee_max_ppm: i128,
     pub liquidator_share_ppm: i128,
     pub adl_profit_share_max_ppm: i128,
+    pub instruction_ack_blocks: u64,
 }
 
 /// A size tier with the deduction that keeps the requirement continuous.
@@ -110,6 +111,17 @@ pub struct AssetModel {
 pub struct VenueModel {
     pub public_key: [u8; 32],
     pub active: bool,
+    pub acknowledgements: Acknowledgements,
+}
+
+/// A venue's acknowledgement of the instructions it must act on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acknowledgements {
+    pub acknowledged_height: u64,
+    /// From when what is pending counts toward the deadline (0: nothing).
+    pub unacknowledged_since: u64,
+    pub last_instruction_height: u64,
+    pub delinquent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +229,8 @@ pub struct Model {
     pub settlements: BTreeMap<String, i128>,
     /// Every account's risk as of the end of the last block.
     pub risks: BTreeMap<Address, Risk>,
+    /// Venues given an instruction to acknowledge in this block.
+    pub instructed: BTreeSet<String>,
     pub deviations: Deviations,
     pub tally: Tally,
 }
@@ -319,10 +333,37 @@ impl Model {
             .map(|(address, account)| (*address, self.risk_now(account)))
             .collect();
         liquidation::run_ladder(self);
+        self.track_acknowledgements();
         let mut tally = std::mem::take(&mut self.tally);
         tally.count_block(self);
         self.tally = tally;
         self.assert_conservation();
+    }
+
+    /// Venues instructed in this block must acknowledge by
+    /// `instruction_ack_blocks` blocks after the first unacknowledged one,
+    /// or become delinquent.
+    fn track_acknowledgements(&mut self) {
+        let height = self.height;
+        for venue in std::mem::take(&mut self.instructed) {
+            let acks = &mut self
+                .venues
+                .get_mut(&venue)
+                .expect("listed")
+                .acknowledgements;
+            acks.last_instruction_height = height;
+            if acks.unacknowledged_since == 0 {
+                acks.unacknowledged_since = height;
+            }
+        }
+        for venue in self.venues.values_mut() {
+            let acks = &mut venue.acknowledgements;
+            if acks.unacknowledged_since != 0
+                && height > acks.unacknowledged_since + self.params.instruction_ack_blocks
+            {
+                acks.delinquent = true;
+            }
+        }
     }
 
     /// Collateral changes only by deposits and withdrawals; settled PnL, the
