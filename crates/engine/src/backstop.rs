@@ -147,7 +147,11 @@ impl Engine {
             let Some(account) = self.state.accounts.get(&address) else {
                 continue;
             };
-            if account.positions.is_empty() {
+            // Only an account in liquidation (its deadline) or bankrupt at
+            // the end of the last block can be due: skip the rest unpriced.
+            let candidate =
+                account.liquidating_since != 0 || account.risk.health == Health::Bankrupt;
+            if account.positions.is_empty() || !candidate {
                 continue;
             }
             let risk = compute_risk(account, &self.state.markets, &self.state.assets, height)
