@@ -356,8 +356,9 @@ impl Lane {
                 Attempt::Unknown("accepted, but not reported committed".into())
             }
             // CheckTx of a node whose state is behind (just restarted) or
-            // ahead (the report already committed) sees another sequence.
-            Ok(response) if response.code == 201 => {
+            // ahead (the report already committed) sees another sequence;
+            // one behind has not committed the acknowledged height yet (208).
+            Ok(response) if response.code == 201 || response.code == 208 => {
                 Attempt::Unknown(format!("CheckTx: {}", response.log))
             }
             Ok(response) => panic!(
