@@ -174,6 +174,32 @@ impl Localnet {
         &self.nodes[i].home
     }
 
+    /// Node `i`'s CometBFT P2P port.
+    pub fn p2p_port(&self, i: usize) -> u16 {
+        self.nodes[i].port(0)
+    }
+
+    /// Node `i`'s CometBFT node id: the first 20 bytes of the SHA-256 of
+    /// its P2P public key, in hex.
+    pub fn node_id(&self, i: usize) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let bytes = std::fs::read(self.home(i).join("cometbft/config/node_key.json")).unwrap();
+        let file: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(file["priv_key"]["value"].as_str().unwrap())
+            .unwrap();
+        // An ed25519 private key as CometBFT stores it: seed, then public key.
+        let public = &key[32..];
+        hex::encode(&sha2::Sha256::digest(public)[..20])
+    }
+
+    /// Whether the load may send reports to node `i` (a running node the
+    /// test has cut off should not hold up the load).
+    pub fn set_load_target(&self, i: usize, serving: bool) {
+        self.targets.up[i].store(serving, Ordering::SeqCst);
+    }
+
     /// Clients and RPCs for background tasks.
     pub fn targets(&self) -> Targets {
         self.targets.clone()
