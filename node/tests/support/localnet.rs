@@ -200,6 +200,50 @@ impl Localnet {
         self.targets.up[i].store(serving, Ordering::SeqCst);
     }
 
+    /// Sets `key = value` (`value` as TOML source) in `[section]` ("" for the top level) of
+    /// the file at `relative_path` in node `i`'s home; the key must already be there.
+    pub fn edit_config(
+        &self,
+        i: usize,
+        relative_path: &str,
+        section: &str,
+        key: &str,
+        value: &str,
+    ) {
+        let path = self.home(i).join(relative_path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut current = String::new();
+        let mut edited = 0;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    current = name.to_owned();
+                }
+                if current == section && line.starts_with(&format!("{key} = ")) {
+                    edited += 1;
+                    format!("{key} = {value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        assert_eq!(edited, 1, "{} has no {key} in [{section}]", path.display());
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// The `result` of node `i`'s CometBFT RPC `GET /<path>`.
+    pub async fn rpc_get(&self, i: usize, path: &str) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/{path}", self.nodes[i].port(1));
+        let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        body["result"].clone()
+    }
+
+    /// Node `i`'s CometBFT RPC address, as `[statesync] rpc_servers` lists it.
+    pub fn rpc_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].port(1))
+    }
+
     /// Clients and RPCs for background tasks.
     pub fn targets(&self) -> Targets {
         self.targets.clone()

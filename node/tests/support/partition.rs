@@ -10,8 +10,6 @@
 //! The proxies are tasks of the test's runtime: they end with the test,
 //! whatever way it ends, so nothing outlives a failure.
 
-use std::path::Path;
-
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -52,7 +50,15 @@ impl Links {
                     task,
                 });
             }
-            route_peers(net.home(from), &peers.join(","));
+            let config = "cometbft/config/config.toml";
+            net.edit_config(
+                from,
+                config,
+                "p2p",
+                "persistent_peers",
+                &format!("\"{}\"", peers.join(",")),
+            );
+            net.edit_config(from, config, "p2p", "pex", "false");
         }
         Self { links }
     }
@@ -78,34 +84,6 @@ impl Drop for Links {
             link.task.abort();
         }
     }
-}
-
-/// Sets `persistent_peers` and turns PEX off in the node's CometBFT config.
-fn route_peers(home: &Path, peers: &str) {
-    let path = home.join("cometbft/config/config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut routed = 0;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|line| {
-            if line.starts_with("persistent_peers = ") {
-                routed += 1;
-                format!("persistent_peers = \"{peers}\"")
-            } else if line.starts_with("pex = ") {
-                routed += 1;
-                "pex = false".to_owned()
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect();
-    assert_eq!(
-        routed,
-        2,
-        "{} has no persistent_peers or pex line",
-        path.display()
-    );
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
 }
 
 /// Accepts dials on `listener` and relays each to `target_port`, while the
