@@ -23,7 +23,7 @@ use tendermint_proto::v0_38::abci::{
 
 use crate::convert::{self, exec_result, timestamp_parts};
 use crate::mempool;
-use crate::metrics::AppMetrics;
+use crate::metrics::{AppMetrics, Timer};
 use crate::oracle::{self, QuoteSource};
 use crate::snapshot::Restore;
 use crate::snapshot_files::{SnapshotConfig, SnapshotFiles};
@@ -106,6 +106,7 @@ impl ClearnodeApp {
     /// committed block if there is one.
     pub fn new(store: Store, info: AppInfo) -> Result<Self, StartError> {
         let mut consensus = Consensus::default();
+        let metrics = Arc::new(AppMetrics::default());
         if let Some(committed) = store.latest()? {
             if committed.version > 0 {
                 let engine = Engine::load(&StoreSource(&store))?;
@@ -114,12 +115,13 @@ impl ClearnodeApp {
                     app_hash = hex::encode_upper(committed.root_hash),
                     "loaded committed state"
                 );
+                metrics.observe_state(engine.state());
                 consensus.engine = Some(engine);
             }
         }
         Ok(Self {
             shared: Arc::new(Shared {
-                metrics: Arc::new(AppMetrics::default()),
+                metrics,
                 quotes: Arc::new(|_| Vec::new()),
                 store,
                 info,
@@ -270,6 +272,7 @@ impl Application for ClearnodeApp {
     }
 
     fn finalize_block(&self, request: RequestFinalizeBlock) -> ResponseFinalizeBlock {
+        let timer = Timer::start();
         let mut consensus = lock(&self.shared.consensus);
         let height = u64::try_from(request.height).unwrap_or_else(|e| fatal(e));
         let (time_seconds, time_nanos) = timestamp_parts(request.time.as_ref());
@@ -295,10 +298,12 @@ impl Application for ClearnodeApp {
         for tx in txs {
             let outcome = engine.deliver_tx(tx).unwrap_or_else(|e| fatal(e));
             AppMetrics::count(&self.shared.metrics.block_results, outcome.code.number());
+            self.shared.metrics.count_events(&outcome.events);
             tx_results.push(exec_result(outcome));
         }
         let clearnode_engine::BlockOutput { writes, events } =
             engine.end_block().unwrap_or_else(|e| fatal(e));
+        self.shared.metrics.count_events(&events);
         let prepared = self
             .shared
             .store
@@ -307,6 +312,7 @@ impl Application for ClearnodeApp {
         let app_hash = prepared.root_hash();
         consensus.pending = Some(prepared);
         tracing::debug!(height, txs = request.txs.len(), "finalized block");
+        timer.stop(&self.shared.metrics.finalize_block_latency);
         ResponseFinalizeBlock {
             events: events.into_iter().map(crate::convert::event).collect(),
             tx_results,
@@ -317,6 +323,7 @@ impl Application for ClearnodeApp {
     }
 
     fn commit(&self) -> ResponseCommit {
+        let timer = Timer::start();
         let mut consensus = lock(&self.shared.consensus);
         let prepared = consensus
             .pending
@@ -330,6 +337,10 @@ impl Application for ClearnodeApp {
         // The mempool is rechecked against the new state from scratch.
         lock(&self.shared.mempool).clear();
         self.shared.metrics.committed(committed.version);
+        if let Some(engine) = &consensus.engine {
+            self.shared.metrics.observe_state(engine.state());
+        }
+        timer.stop(&self.shared.metrics.commit_latency);
         if let Some(snapshots) = &self.shared.snapshots {
             snapshots.after_commit(&self.shared.store, committed.version);
         }
@@ -388,6 +399,7 @@ impl Application for ClearnodeApp {
     ) -> ResponseApplySnapshotChunk {
         let outcome = state_sync::apply(&self.shared.store, &self.shared.restoring, request);
         if let Some(engine) = outcome.engine {
+            self.shared.metrics.observe_state(engine.state());
             lock(&self.shared.consensus).engine = Some(engine);
             self.shared.metrics.committed(outcome.height);
         }
