@@ -7,7 +7,7 @@
 //! consistent view while later blocks commit). If the previous snapshot is still being written,
 //! that height is skipped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -136,7 +136,18 @@ impl SnapshotFiles {
         self.config.dir.join(height.to_string())
     }
 
+    /// Removes the oldest snapshots beyond `keep`, and partial ones a crash left behind (only
+    /// one snapshot is written at a time, and this one is whole by now).
     fn prune(&self) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&self.config.dir)?.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(PARTIAL_PREFIX)
+            {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
         let heights = self.heights();
         let keep = self.config.keep.max(1);
         for height in &heights[..heights.len().saturating_sub(keep)] {
@@ -161,12 +172,8 @@ impl SnapshotFiles {
         if format != SNAPSHOT_FORMAT {
             return Vec::new();
         }
-        read_or_empty(&self.height_dir(height).join(index.to_string()))
+        std::fs::read(self.height_dir(height).join(index.to_string())).unwrap_or_default()
     }
-}
-
-fn read_or_empty(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -176,7 +183,7 @@ mod tests {
     use super::*;
     use crate::snapshot::{Chunk, Restore};
 
-    fn store_with_versions(dir: &Path, versions: u64) -> Store {
+    fn store_with_versions(dir: &std::path::Path, versions: u64) -> Store {
         let store = Store::open(dir).unwrap();
         for version in 0..=versions {
             let writes = vec![(format!("key-{version}").into_bytes(), Some(vec![1; 100]))];
@@ -195,9 +202,16 @@ mod tests {
             interval: 2,
             keep: 2,
         });
+        // A crash mid-write left a partial snapshot behind.
+        let partial = dbs
+            .path()
+            .join("snapshots")
+            .join(format!("{PARTIAL_PREFIX}3"));
+        std::fs::create_dir_all(&partial).unwrap();
         for height in [2, 4, 6] {
             files.write(&store, height).unwrap();
         }
+        assert!(!partial.exists(), "the partial snapshot is cleaned up");
         let listed = files.list();
         assert_eq!(listed.iter().map(|s| s.height).collect::<Vec<_>>(), [4, 6]);
 
