@@ -72,6 +72,7 @@ cleanup() {
   if [[ -n "$started_dockerd" ]]; then
     say "stopping the dockerd this script started (pid $started_dockerd)"
     as_root kill "$started_dockerd" 2>/dev/null || true
+    for _ in $(seq 30); do as_root kill -0 "$started_dockerd" 2>/dev/null || break; sleep 1; done
   fi
   exit "$status"
 }
