@@ -21,8 +21,9 @@ use support::localnet::Localnet;
 const SNAPSHOT_INTERVAL: &str = "5";
 /// The joining node.
 const JOINER: usize = 4;
-/// Height the chain reaches before the joiner starts: several snapshots exist.
-const HEIGHT_BEFORE_JOINING: u64 = 22;
+/// Blocks the chain commits under load before the joiner starts: several
+/// snapshots hold the funded accounts by then.
+const BLOCKS_BEFORE_JOINING: u64 = 15;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_by_state_sync_and_agrees() {
@@ -44,8 +45,13 @@ async fn a_node_joins_by_state_sync_and_agrees() {
     net.wait_for_all(&running, 1, Duration::from_secs(90)).await;
     let accounts = fund_and_authorize(&net, 4).await;
     let load = Load::start(&net, accounts, seed).await;
-    net.wait_for_all(&running, HEIGHT_BEFORE_JOINING, Duration::from_secs(90))
-        .await;
+    let funded = net.max_height(&running).await;
+    net.wait_for_all(
+        &running,
+        funded + BLOCKS_BEFORE_JOINING,
+        Duration::from_secs(90),
+    )
+    .await;
 
     let trust_height = net.height(0).await.unwrap();
     let block = net
@@ -63,9 +69,9 @@ async fn a_node_joins_by_state_sync_and_agrees() {
     net.edit_config(JOINER, config, "statesync", "discovery_time", "\"5s\"");
     eprintln!("node{JOINER} joins by state sync, trusting block {trust_height} ({trust_hash})");
 
-    net.start(JOINER);
-    net.set_load_target(JOINER, false);
-    let target = net.max_height(&running).await;
+    net.start_without_load(JOINER);
+    // Beyond any snapshot it may restore: it must also have synced blocks.
+    let target = net.max_height(&running).await + 3;
     let caught_up = net
         .wait_for_height(JOINER, target, Duration::from_secs(120))
         .await;
@@ -86,6 +92,20 @@ async fn a_node_joins_by_state_sync_and_agrees() {
         .find(|line| line.contains("restored state from a snapshot"))
         .unwrap_or_else(|| panic!("node{JOINER}'s log does not show a restore"));
     eprintln!("node{JOINER}: {restored}");
+
+    // Its metrics start from the restored state, not from genesis.
+    let metrics = net.metrics(JOINER).await;
+    let metric = |name: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("node{JOINER}'s metrics lack {name}:\n{metrics}"));
+        line[name.len() + 1..].parse().unwrap()
+    };
+    assert!(metric("clearnode_committed_height") >= earliest);
+    assert!(metric("clearnode_blocks_committed_total") <= caught_up - earliest + 2);
+    assert!(metric("clearnode_accounts") >= 4, "{metrics}");
+    assert!(metric("clearnode_finalize_block_seconds_count") > 0);
 
     // It follows the chain and serves the load like any other node.
     net.set_load_target(JOINER, true);

@@ -239,6 +239,12 @@ impl Localnet {
         body["result"].clone()
     }
 
+    /// Node `i`'s Prometheus metrics, as text.
+    pub async fn metrics(&self, i: usize) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.nodes[i].port(4));
+        reqwest::get(&url).await.unwrap().text().await.unwrap()
+    }
+
     /// Node `i`'s CometBFT RPC address, as `[statesync] rpc_servers` lists it.
     pub fn rpc_addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.nodes[i].port(1))
@@ -273,8 +279,16 @@ impl Localnet {
     }
 
     /// `clearnode start --home <node i>` in its own process group, logging
-    /// to the home's logs/node.log.
+    /// to the home's logs/node.log; the load may send to it from now on.
     pub fn start(&mut self, i: usize) {
+        self.start_without_load(i);
+        self.targets.up[i].store(true, Ordering::SeqCst);
+    }
+
+    /// Starts node `i` like `start`, but the load leaves it alone until
+    /// `set_load_target(i, true)` (a node still syncing refuses what it
+    /// cannot check yet).
+    pub fn start_without_load(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node{i} is already running");
         let log = std::fs::OpenOptions::new()
@@ -293,7 +307,6 @@ impl Localnet {
             .spawn()
             .unwrap();
         node.child = Some(child);
-        self.targets.up[i].store(true, Ordering::SeqCst);
     }
 
     /// Starts every node that is not running.
