@@ -39,6 +39,10 @@ pub struct DevnetArgs {
     /// Stop after this many rounds of reports (default: run until Ctrl-C).
     #[arg(long)]
     pub rounds: Option<u64>,
+    /// Run only the demo venue, against the node of `--home` that is already
+    /// running (e.g. a localnet validator); create nothing.
+    #[arg(long)]
+    pub venue_only: bool,
     /// Ports, block time and the cometbft binary.
     #[command(flatten)]
     pub setup: NodeSetup,
@@ -53,6 +57,9 @@ const DEMO_DEPOSIT_USDC: i64 = 50_000;
 
 /// Runs the devnet until Ctrl-C (or `--rounds`).
 pub fn run(args: DevnetArgs) -> Result<()> {
+    if args.venue_only {
+        return run_venue_only(&args);
+    }
     if args.reset && args.home.exists() {
         std::fs::remove_dir_all(&args.home)
             .with_context(|| format!("removing {}", args.home.display()))?;
@@ -89,6 +96,22 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         };
         let node = start::run_node(&args.home, &config, true, stop).await;
         node.and(venue_result)
+    })
+}
+
+/// The demo venue alone, until Ctrl-C, SIGTERM or `--rounds`.
+fn run_venue_only(args: &DevnetArgs) -> Result<()> {
+    let config = NodeConfig::load(&args.home)?;
+    println!(
+        "clearnode demo venue: reporting to {} (chain {})",
+        config.grpc_url(),
+        config.chain_id
+    );
+    tokio::runtime::Runtime::new()?.block_on(async {
+        tokio::select! {
+            _ = start::shutdown_signal() => Ok(()),
+            result = demo_venue(args, &config) => result,
+        }
     })
 }
 

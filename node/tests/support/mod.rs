@@ -31,6 +31,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub mod load;
 pub mod localnet;
+pub mod partition;
 
 pub const CHAIN_ID: &str = "clearnode-e2e";
 
