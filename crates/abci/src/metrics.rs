@@ -87,6 +87,8 @@ struct StateGauges {
     fund_balance: String,
     fund_inflows: String,
     fund_payouts: String,
+    fund_adl_collected: String,
+    fund_bad_debt_unresolved: String,
     liquidation_orders: u64,
     accounts: u64,
     health: [(&'static str, u64); 4],
@@ -140,6 +142,8 @@ impl AppMetrics {
             fund_balance: fund.balance.to_string(),
             fund_inflows: fund.inflows.to_string(),
             fund_payouts: fund.payouts.to_string(),
+            fund_adl_collected: fund.adl_collected.to_string(),
+            fund_bad_debt_unresolved: fund.bad_debt_unresolved.to_string(),
             liquidation_orders: u64::try_from(state.liquidation_orders.len()).unwrap_or(u64::MAX),
             accounts: state.system.accounts,
             health: [
@@ -242,13 +246,23 @@ impl AppMetrics {
             ),
             (
                 "clearnode_insurance_fund_inflows_usd",
-                "Penalties the insurance fund received since genesis.",
+                "Penalties, seized equity and the backstop book's net PnL the insurance fund received since genesis.",
                 &state.fund_inflows,
             ),
             (
                 "clearnode_insurance_fund_payouts_usd",
                 "Bad debt the insurance fund paid since genesis.",
                 &state.fund_payouts,
+            ),
+            (
+                "clearnode_adl_collected_usd",
+                "Bad debt collected by auto-deleveraging since genesis.",
+                &state.fund_adl_collected,
+            ),
+            (
+                "clearnode_bad_debt_unresolved_usd",
+                "Bad debt neither the fund nor auto-deleveraging covered since genesis.",
+                &state.fund_bad_debt_unresolved,
             ),
         ] {
             let _ = writeln!(
