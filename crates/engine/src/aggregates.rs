@@ -80,7 +80,7 @@ pub(crate) fn apply_contribution(
     // The backstop's book is the fund's, not an account's: it has open
     // interest but no health, no equity of its own and no place in the
     // liquidation queue.
-    let backstop = crate::backstop::is_backstop(&address);
+    let backstop = crate::backstop::is_book(&address, account);
     if let Some(ratio) = margin_ratio_ppm(&account.risk).filter(|_| !backstop) {
         match direction {
             Direction::Add => indexes.by_risk.insert((ratio, address)),

@@ -17,7 +17,7 @@
 //! ladder), and its realized PnL is swept into the fund.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound::{Excluded, Unbounded};
 
 use clearnode_num::{mul_div, Money, NumError, Quantity, Rounding};
@@ -27,6 +27,7 @@ use crate::block::{Engine, Event};
 use crate::instructions::Instruction;
 use crate::liquidation::is_liquidatable;
 use crate::margin::{compute_risk, Health, Risk};
+use crate::state::{Account, InsuranceFund, Market, State};
 use crate::{invariant, EngineError};
 
 mod book;
@@ -37,9 +38,66 @@ mod book;
 /// through liquidator takeovers and the unwinding of a stale book.
 pub const BACKSTOP: Address = Address::from_bytes(*b"clearnode//backstop/");
 
-/// Whether an address is the backstop account.
-pub(crate) fn is_backstop(address: &Address) -> bool {
+/// Which insurance fund backs an account: its isolated market's own fund
+/// (`Some(market)`: an isolated sub-account in an isolated market), or the
+/// shared one (`None`).
+pub(crate) fn fund_of(markets: &BTreeMap<MarketId, Market>, account: &Account) -> Option<MarketId> {
+    account
+        .isolated
+        .as_ref()
+        .map(|(_, market)| market)
+        .filter(|market| markets.get(*market).is_some_and(|m| m.isolated))
+        .cloned()
+}
+
+/// The backstop book of a fund: `BACKSTOP` for the shared fund, its
+/// isolated sub-account for an isolated market's fund.
+pub(crate) fn book_of(fund: Option<&MarketId>) -> Address {
+    match fund {
+        None => BACKSTOP,
+        Some(market) => Address::isolated(&BACKSTOP, market.as_str()),
+    }
+}
+
+/// Whether an account is a backstop book (the shared one or an isolated
+/// market's).
+pub(crate) fn is_book(address: &Address, account: &Account) -> bool {
     *address == BACKSTOP
+        || account
+            .isolated
+            .as_ref()
+            .is_some_and(|(owner, _)| *owner == BACKSTOP)
+}
+
+/// Every fund: the shared one, then each isolated market's.
+pub(crate) fn funds(markets: &BTreeMap<MarketId, Market>) -> Vec<Option<MarketId>> {
+    std::iter::once(None)
+        .chain(
+            markets
+                .values()
+                .filter(|m| m.isolated)
+                .map(|m| Some(m.id.clone())),
+        )
+        .collect()
+}
+
+/// A fund, mutably.
+pub(crate) fn fund_mut<'a>(state: &'a mut State, fund: Option<&MarketId>) -> &'a mut InsuranceFund {
+    match fund {
+        None => &mut state.insurance_fund,
+        Some(market) => state.isolated_funds.entry(market.clone()).or_default(),
+    }
+}
+
+/// A fund's balance.
+pub(crate) fn fund_balance(state: &State, fund: Option<&MarketId>) -> Money {
+    match fund {
+        None => state.insurance_fund.balance,
+        Some(market) => state
+            .isolated_funds
+            .get(market)
+            .map_or(Money::ZERO, |f| f.balance),
+    }
 }
 
 fn arithmetic(e: NumError) -> EngineError {
@@ -94,6 +152,13 @@ fn bad_debt_by_market(risk: &Risk, debt: Money) -> Result<Vec<(MarketId, Money)>
     split(debt, &notionals)
 }
 
+/// Whose bad debt is being covered, by which fund, into which book.
+struct Covering {
+    bankrupt: Address,
+    fund: Option<MarketId>,
+    book: Address,
+}
+
 /// An account ADL may reduce in one market.
 struct Candidate {
     address: Address,
@@ -141,12 +206,12 @@ impl Engine {
                 break;
             };
             cursor = Some(address);
-            if is_backstop(&address) {
-                continue;
-            }
             let Some(account) = self.state.accounts.get(&address) else {
                 continue;
             };
+            if is_book(&address, account) {
+                continue;
+            }
             // Only an account in liquidation (its deadline) or bankrupt at
             // the end of the last block can be due: skip the rest unpriced.
             let candidate =
@@ -169,25 +234,29 @@ impl Engine {
                 }
             }
         }
-        self.unwind_stale_book(events)?;
-        self.sweep_backstop_pnl()
+        for fund in funds(&self.state.markets) {
+            self.unwind_stale_book(fund.as_ref(), events)?;
+            self.sweep_book_pnl(fund.as_ref())?;
+        }
+        Ok(())
     }
 
-    /// Moves the backstop account's realized PnL into the fund's balance.
-    fn sweep_backstop_pnl(&mut self) -> Result<(), EngineError> {
+    /// Moves a book's realized PnL into its fund's balance.
+    fn sweep_book_pnl(&mut self, fund: Option<&MarketId>) -> Result<(), EngineError> {
+        let book = book_of(fund);
         let realized = self
             .state
             .accounts
-            .get(&BACKSTOP)
+            .get(&book)
             .map_or(Money::ZERO, |a| a.settled_pnl);
         if realized.is_zero() {
             return Ok(());
         }
-        self.touch_account(BACKSTOP).map_err(rejected)?.settled_pnl = Money::ZERO;
-        let fund = &mut self.state.insurance_fund;
-        fund.balance = fund.balance.checked_add(realized).map_err(arithmetic)?;
-        fund.inflows = fund.inflows.checked_add(realized).map_err(arithmetic)?;
-        self.block_context()?.fund_dirty = true;
+        self.touch_account(book).map_err(rejected)?.settled_pnl = Money::ZERO;
+        let target = fund_mut(&mut self.state, fund);
+        target.balance = target.balance.checked_add(realized).map_err(arithmetic)?;
+        target.inflows = target.inflows.checked_add(realized).map_err(arithmetic)?;
+        self.block_context()?.dirty_funds.insert(fund.cloned());
         Ok(())
     }
 
@@ -208,9 +277,20 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
+        // An isolated market's sub-account goes to that market's own book
+        // and fund; everyone else to the shared ones.
+        let fund = self
+            .state
+            .accounts
+            .get(&address)
+            .and_then(|a| fund_of(&self.state.markets, a));
+        let book = book_of(fund.as_ref());
+        if let Some(market) = &fund {
+            self.touch_account(book).map_err(rejected)?.isolated = Some((BACKSTOP, market.clone()));
+        }
         let mut transfers = Vec::with_capacity(positions.len());
         for (key, size) in &positions {
-            self.transfer_at_mark(address, BACKSTOP, key, *size)?;
+            self.transfer_at_mark(address, book, key, *size)?;
             transfers.push((key.clone(), *size));
         }
         self.drop_orders(address)?;
@@ -237,26 +317,31 @@ impl Engine {
                 .settled_pnl
                 .checked_sub(equity)
                 .map_err(arithmetic)?;
-            let fund = &mut self.state.insurance_fund;
-            fund.balance = fund.balance.checked_add(equity).map_err(arithmetic)?;
-            fund.inflows = fund.inflows.checked_add(equity).map_err(arithmetic)?;
+            let target = fund_mut(&mut self.state, fund.as_ref());
+            target.balance = target.balance.checked_add(equity).map_err(arithmetic)?;
+            target.inflows = target.inflows.checked_add(equity).map_err(arithmetic)?;
         } else {
             let debt = equity.checked_neg().map_err(arithmetic)?;
-            let (paid, collected, unresolved) = self.cover_bad_debt(address, risk, debt, events)?;
+            let covering = Covering {
+                bankrupt: address,
+                fund: fund.clone(),
+                book,
+            };
+            let (paid, collected, unresolved) =
+                self.cover_bad_debt(&covering, risk, debt, events)?;
             event = event
                 .with("fund_paid", paid)
                 .with("adl_collected", collected)
                 .with("unresolved", unresolved);
         }
-        let block = self.block_context()?;
-        block.fund_dirty = true;
+        self.block_context()?.dirty_funds.insert(fund);
         for ((market, venue), size) in transfers {
             let mut instruction = Instruction::new(venue, "backstop", address);
             instruction.quantity = Some(size.abs().map_err(arithmetic)?);
             instruction.side = if size.is_positive() { 1 } else { -1 };
             instruction.price = self.state.markets.get(&market).map(|m| m.oracle_price);
             instruction.market = Some(market);
-            instruction.counterparty = Some(BACKSTOP);
+            instruction.counterparty = Some(book);
             instruction.amount = Some(equity);
             self.block_context()?.instructions.push(instruction);
         }
@@ -268,7 +353,7 @@ impl Engine {
     /// the rest. Returns (paid by the fund, collected by ADL, unresolved).
     fn cover_bad_debt(
         &mut self,
-        address: Address,
+        covering: &Covering,
         risk: &Risk,
         debt: Money,
         events: &mut Vec<Event>,
@@ -300,7 +385,7 @@ impl Engine {
                 .checked_sub(already)
                 .map_err(arithmetic)?
                 .max(Money::ZERO);
-            let balance = self.state.insurance_fund.balance.max(Money::ZERO);
+            let balance = fund_balance(&self.state, covering.fund.as_ref()).max(Money::ZERO);
             let paid = share.min(room).min(balance);
             let block = self.block_context()?;
             let entry = block
@@ -308,7 +393,7 @@ impl Engine {
                 .entry(market_id.clone())
                 .or_default();
             *entry = entry.checked_add(paid).map_err(arithmetic)?;
-            let fund = &mut self.state.insurance_fund;
+            let fund = fund_mut(&mut self.state, covering.fund.as_ref());
             fund.balance = fund.balance.checked_sub(paid).map_err(arithmetic)?;
             fund.payouts = fund.payouts.checked_add(paid).map_err(arithmetic)?;
             let shortfall = share.checked_sub(paid).map_err(arithmetic)?;
@@ -318,11 +403,11 @@ impl Engine {
                 .find(|e| e.market == market_id)
                 .map_or(Quantity::ZERO, |e| e.net_size);
             let collected = if shortfall.is_positive() {
-                self.deleverage(&market_id, bankrupt_net, shortfall, address, events)?
+                self.deleverage(covering, &market_id, bankrupt_net, shortfall, events)?
             } else {
                 Money::ZERO
             };
-            let account = self.touch_account(address).map_err(rejected)?;
+            let account = self.touch_account(covering.bankrupt).map_err(rejected)?;
             account.settled_pnl = account
                 .settled_pnl
                 .checked_add(paid)
@@ -334,7 +419,7 @@ impl Engine {
                 .checked_add(shortfall.checked_sub(collected).map_err(arithmetic)?)
                 .map_err(arithmetic)?;
         }
-        let fund = &mut self.state.insurance_fund;
+        let fund = fund_mut(&mut self.state, covering.fund.as_ref());
         fund.adl_collected = fund
             .adl_collected
             .checked_add(collected_total)
@@ -355,12 +440,13 @@ impl Engine {
     /// out).
     fn deleverage(
         &mut self,
+        covering: &Covering,
         market_id: &MarketId,
         bankrupt_net: Quantity,
         shortfall: Money,
-        bankrupt: Address,
         events: &mut Vec<Event>,
     ) -> Result<Money, EngineError> {
+        let bankrupt = covering.bankrupt;
         if bankrupt_net.is_zero() {
             return Ok(Money::ZERO);
         }
@@ -407,7 +493,7 @@ impl Engine {
                 )
                 .min(cap)
             };
-            self.reduce_for_adl(market_id, &candidate, reduce, pay)?;
+            self.reduce_for_adl(covering.book, market_id, &candidate, reduce, pay)?;
             events.push(
                 Event::new("adl")
                     .with("account", candidate.address)
@@ -450,12 +536,12 @@ impl Engine {
         let height = self.state.chain.height;
         let mut candidates = Vec::new();
         for address in &holders {
-            if *address == bankrupt || is_backstop(address) {
-                continue;
-            }
             let Some(account) = self.state.accounts.get(address) else {
                 continue;
             };
+            if *address == bankrupt || is_book(address, account) {
+                continue;
+            }
             let risk = compute_risk(account, &self.state.markets, &self.state.assets, height)
                 .map_err(arithmetic)?;
             let Some(exposure) = risk.exposures.iter().find(|e| &e.market == market_id) else {
@@ -486,6 +572,7 @@ impl Engine {
     /// backstop at the mark, and debits what it pays toward the shortfall.
     fn reduce_for_adl(
         &mut self,
+        book: Address,
         market_id: &MarketId,
         candidate: &Candidate,
         quantity: Quantity,
@@ -530,7 +617,7 @@ impl Engine {
             };
             self.transfer_at_mark(
                 candidate.address,
-                BACKSTOP,
+                book,
                 &(market_id.clone(), venue.clone()),
                 signed,
             )?;
@@ -548,7 +635,7 @@ impl Engine {
             instruction.quantity = Some(cut);
             instruction.price = Some(mark);
             instruction.side = if side > 0 { 1 } else { -1 };
-            instruction.counterparty = Some(BACKSTOP);
+            instruction.counterparty = Some(book);
             instruction.amount = Some(leg_pay);
             self.block_context()?.instructions.push(instruction);
         }

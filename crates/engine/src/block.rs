@@ -84,8 +84,8 @@ pub(crate) struct BlockContext {
     pub(crate) dirty_orders: BTreeSet<crate::state::OrderKey>,
     /// Venues whose settlement balance changed.
     pub(crate) dirty_settlements: BTreeSet<VenueId>,
-    /// The insurance fund changed.
-    pub(crate) fund_dirty: bool,
+    /// Insurance funds that changed (`None`: the shared one).
+    pub(crate) dirty_funds: BTreeSet<Option<MarketId>>,
     /// Instructions for venues, in the order they arose.
     pub(crate) instructions: Vec<crate::instructions::Instruction>,
     pub(crate) dirty_positions: BTreeSet<(Address, MarketId, VenueId)>,
@@ -197,7 +197,10 @@ impl Engine {
     /// The insurance fund plus what the clearinghouse owes the venues.
     fn settlement_total(&self) -> Result<Money, clearnode_num::NumError> {
         let venues = Money::checked_sum(self.state.venue_settlements.values().copied())?;
-        venues.checked_add(self.state.insurance_fund.balance)
+        let isolated = Money::checked_sum(self.state.isolated_funds.values().map(|f| f.balance))?;
+        venues
+            .checked_add(self.state.insurance_fund.balance)?
+            .checked_add(isolated)
     }
 
     /// Open interest (long, short) per market now: as of the last block,
@@ -357,9 +360,23 @@ impl Engine {
             let value = codec::settlement_to_pb(venue, balance).encode_to_vec();
             writes.push((keys::settlement(venue), Some(value)));
         }
-        if block.fund_dirty {
-            let value = codec::fund_to_pb(&self.state.insurance_fund).encode_to_vec();
-            writes.push((keys::insurance_fund(), Some(value)));
+        for fund in &block.dirty_funds {
+            match fund {
+                None => {
+                    let value = codec::fund_to_pb(&self.state.insurance_fund).encode_to_vec();
+                    writes.push((keys::insurance_fund(), Some(value)));
+                }
+                Some(market) => {
+                    let own = self
+                        .state
+                        .isolated_funds
+                        .get(market)
+                        .copied()
+                        .unwrap_or_default();
+                    let value = codec::isolated_fund_to_pb(market, &own).encode_to_vec();
+                    writes.push((keys::isolated_fund(market), Some(value)));
+                }
+            }
         }
         for (address, market, venue) in &block.dirty_positions {
             let key = keys::position(address, market, venue);
@@ -451,7 +468,7 @@ impl Engine {
             let now = account.risk.health;
             if now == before.health
                 || account.positions.is_empty()
-                || crate::backstop::is_backstop(address)
+                || crate::backstop::is_book(address, account)
             {
                 continue;
             }

@@ -175,7 +175,24 @@ pub fn fund_to_pb(fund: &InsuranceFund) -> pb::InsuranceFund {
         payouts: fund.payouts.to_string(),
         adl_collected: fund.adl_collected.to_string(),
         bad_debt_unresolved: fund.bad_debt_unresolved.to_string(),
+        market: String::new(),
     }
+}
+
+/// Encodes an isolated market's own insurance fund.
+pub fn isolated_fund_to_pb(market: &MarketId, fund: &InsuranceFund) -> pb::InsuranceFund {
+    pb::InsuranceFund {
+        market: market.to_string(),
+        ..fund_to_pb(fund)
+    }
+}
+
+/// Decodes an isolated market's own insurance fund.
+pub fn isolated_fund_from_pb(
+    value: pb::InsuranceFund,
+) -> Result<(MarketId, InsuranceFund), DecodeError> {
+    let market = parse("isolated fund", &value.market)?;
+    Ok((market, fund_from_pb(value)?))
 }
 
 /// Decodes the insurance fund.
@@ -215,6 +232,7 @@ pub fn market_to_pb(market: &Market) -> Result<pb::Market, DecodeError> {
         margin_phase_in_blocks: market.margin_phase_in_blocks,
         margin_rise_per_block_max_ppm: ppm("market", market.margin_rise_per_block_max)?,
         insurance_payout_per_block_max: market.insurance_payout_per_block_max.to_string(),
+        isolated: market.isolated,
     })
 }
 
@@ -243,6 +261,7 @@ pub fn market_from_pb(value: pb::Market) -> Result<Market, DecodeError> {
         margin_phase_in_blocks: value.margin_phase_in_blocks,
         margin_rise_per_block_max: ratio(value.margin_rise_per_block_max_ppm),
         insurance_payout_per_block_max: parse("market", &value.insurance_payout_per_block_max)?,
+        isolated: value.isolated,
         margin: MarketMargin {
             target: base,
             current: base,
@@ -354,6 +373,16 @@ pub fn account_to_pb(address: &Address, account: &Account) -> pb::Account {
         settled_pnl: account.settled_pnl.to_string(),
         liquidator: account.liquidator,
         liquidating_since: account.liquidating_since,
+        isolated_owner: account
+            .isolated
+            .as_ref()
+            .map(|(owner, _)| owner.as_bytes().to_vec())
+            .unwrap_or_default(),
+        isolated_market: account
+            .isolated
+            .as_ref()
+            .map(|(_, market)| market.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -366,6 +395,11 @@ pub fn account_from_pb(value: pb::Account) -> Result<(Address, Account), DecodeE
         liquidating_since: value.liquidating_since,
         ..Account::default()
     };
+    if !value.isolated_owner.is_empty() {
+        let owner = Address::from_slice(&value.isolated_owner)
+            .ok_or_else(|| bad("account", "isolated owner"))?;
+        account.isolated = Some((owner, parse("account", &value.isolated_market)?));
+    }
     for entry in value.collateral {
         let asset: AssetId = parse("account", &entry.asset)?;
         account

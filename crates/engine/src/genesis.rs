@@ -75,6 +75,7 @@ impl Engine {
                 balance: genesis.params.insurance_fund_initial,
                 ..InsuranceFund::default()
             },
+            isolated_funds: BTreeMap::new(),
             venue_settlements: BTreeMap::new(),
             validators: BTreeMap::new(),
         };
@@ -99,6 +100,7 @@ impl Engine {
                 margin_phase_in_blocks: m.margin_phase_in_blocks,
                 margin_rise_per_block_max: ppm(m.margin_rise_per_block_max_ppm),
                 insurance_payout_per_block_max: m.insurance_payout_per_block_max,
+                isolated: m.isolated,
                 margin: MarketMargin {
                     target: base,
                     current: base,
@@ -107,6 +109,13 @@ impl Engine {
                 },
             };
             state.markets.insert(m.id.clone(), market);
+            if m.isolated {
+                let fund = InsuranceFund {
+                    balance: m.isolated_insurance_fund,
+                    ..InsuranceFund::default()
+                };
+                state.isolated_funds.insert(m.id.clone(), fund);
+            }
             state.market_totals.insert(m.id.clone(), Default::default());
         }
         for a in &genesis.assets {
@@ -196,6 +205,10 @@ impl Engine {
             let aggregate = codec::market_aggregate_to_pb(market, &totals)
                 .map_err(|e| crate::EngineError::Invariant(e.to_string()))?;
             writes.push((keys::market_aggregate(id), Some(aggregate.encode_to_vec())));
+        }
+        for (id, fund) in &state.isolated_funds {
+            let value = codec::isolated_fund_to_pb(id, fund).encode_to_vec();
+            writes.push((keys::isolated_fund(id), Some(value)));
         }
         for (id, asset) in &state.assets {
             let value = codec::asset_to_pb(asset).map_err(invariant)?;

@@ -100,6 +100,13 @@ pub fn insurance_fund() -> Vec<u8> {
     b"insurance_fund".to_vec()
 }
 
+/// Prefix of the isolated markets' own insurance funds.
+pub const ISOLATED_FUND_PREFIX: &[u8] = b"isolated_fund/";
+/// `isolated_fund/ALT-PERP`: `InsuranceFund` of an isolated market.
+pub fn isolated_fund(market: &MarketId) -> Vec<u8> {
+    [ISOLATED_FUND_PREFIX, market.as_str().as_bytes()].concat()
+}
+
 /// Prefix of all venue settlements.
 pub const SETTLEMENT_PREFIX: &[u8] = b"settlement/";
 /// `settlement/venue-a`: `VenueSettlement`.

@@ -176,7 +176,13 @@ impl Engine {
             .liquidation_orders
             .keys()
             .map(|key| key.0)
-            .filter(|address| !crate::backstop::is_backstop(address))
+            .filter(|address| {
+                !self
+                    .state
+                    .accounts
+                    .get(address)
+                    .is_some_and(|a| crate::backstop::is_book(address, a))
+            })
             .collect();
         for address in with_orders {
             let still = self
@@ -242,7 +248,10 @@ impl Engine {
             }
             self.post_orders(address, wanted, block, events);
         }
-        self.offer_backstop_book(block, events)?;
+        for fund in crate::backstop::funds(&self.state.markets) {
+            let book = crate::backstop::book_of(fund.as_ref());
+            self.offer_backstop_book(book, block, events)?;
+        }
         Ok(changed)
     }
 
@@ -250,11 +259,12 @@ impl Engine {
     /// the widest band and without a deadline.
     fn offer_backstop_book(
         &mut self,
+        book_address: Address,
         block: &mut BlockContext,
         events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
         let params = self.state.params.liquidation.clone();
-        let Some(book) = self.state.accounts.get(&crate::backstop::BACKSTOP) else {
+        let Some(book) = self.state.accounts.get(&book_address) else {
             return Ok(());
         };
         let mut wanted = Vec::with_capacity(book.positions.len());
@@ -268,13 +278,13 @@ impl Engine {
                 order_for(market, position, Ratio::ONE, &params).map_err(invariant)?;
             let quantity = position.size.abs().map_err(invariant)?;
             wanted.push((
-                (crate::backstop::BACKSTOP, market_id.clone(), venue.clone()),
+                (book_address, market_id.clone(), venue.clone()),
                 quantity,
                 limit_price,
                 side,
             ));
         }
-        self.post_orders(crate::backstop::BACKSTOP, wanted, block, events);
+        self.post_orders(book_address, wanted, block, events);
         Ok(())
     }
 
@@ -290,7 +300,7 @@ impl Engine {
         let height = block.header.height;
         // The account's deadline: the backstop takes it over then.
         let deadline = match self.state.accounts.get(&address) {
-            Some(account) if !crate::backstop::is_backstop(&address) => account
+            Some(account) if !crate::backstop::is_book(&address, account) => account
                 .liquidating_since
                 .saturating_add(u64::from(self.state.params.liquidation.deadline_blocks)),
             _ => 0,

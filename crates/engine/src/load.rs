@@ -86,9 +86,14 @@ impl Engine {
                 "insurance fund",
                 &required(source, keys::insurance_fund())?,
             )?)?,
+            isolated_funds: BTreeMap::new(),
             venue_settlements: BTreeMap::new(),
             validators: BTreeMap::new(),
         };
+        for (_, value) in scan(source, keys::ISOLATED_FUND_PREFIX)? {
+            let (market, fund) = codec::isolated_fund_from_pb(decode("isolated fund", &value)?)?;
+            state.isolated_funds.insert(market, fund);
+        }
         let stored = source
             .get(&keys::validators())
             .map_err(|e| LoadError::Source(e.to_string()))?;

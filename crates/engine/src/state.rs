@@ -126,6 +126,8 @@ pub struct Market {
     pub margin_rise_per_block_max: Ratio,
     /// Most the insurance fund pays per block for bad debt in this market.
     pub insurance_payout_per_block_max: Money,
+    /// Held only by isolated sub-accounts, backed by its own fund.
+    pub isolated: bool,
     /// The margin regime as of the current block.
     pub margin: MarketMargin,
 }
@@ -193,6 +195,37 @@ pub struct Account {
     pub liquidator: bool,
     /// Height since which it has been in liquidation (0: not).
     pub liquidating_since: u64,
+    /// For an isolated sub-account: its owner and its one market.
+    pub isolated: Option<(Address, MarketId)>,
+}
+
+impl Account {
+    /// Takes collateral out; a zero balance is removed.
+    pub(crate) fn debit_collateral(
+        &mut self,
+        asset: &AssetId,
+        amount: Quantity,
+    ) -> Result<(), clearnode_num::NumError> {
+        let balance = self.collateral.get(asset).copied().unwrap_or_default();
+        let remaining = balance.checked_sub(amount)?;
+        if remaining.is_zero() {
+            self.collateral.remove(asset);
+        } else {
+            self.collateral.insert(asset.clone(), remaining);
+        }
+        Ok(())
+    }
+
+    /// Adds collateral.
+    pub(crate) fn credit_collateral(
+        &mut self,
+        asset: &AssetId,
+        amount: Quantity,
+    ) -> Result<(), clearnode_num::NumError> {
+        let balance = self.collateral.entry(asset.clone()).or_default();
+        *balance = balance.checked_add(amount)?;
+        Ok(())
+    }
 }
 
 /// Flows of one collateral asset since genesis.
@@ -285,6 +318,8 @@ pub struct State {
     pub liquidation_orders: BTreeMap<OrderKey, LiquidationOrder>,
     /// The insurance fund.
     pub insurance_fund: InsuranceFund,
+    /// Each isolated market's own insurance fund.
+    pub isolated_funds: BTreeMap<MarketId, InsuranceFund>,
     /// What the clearinghouse owes each venue from its accounts' realized PnL.
     pub venue_settlements: BTreeMap<VenueId, Money>,
     /// CometBFT's validator set (it signs the oracle's vote extensions).

@@ -57,6 +57,8 @@ pub fn genesis() -> Genesis {
         margin_phase_in_blocks: 10,
         margin_rise_per_block_max_ppm: 20_000,
         insurance_payout_per_block_max: Money::from_units(500_000),
+        isolated: false,
+        isolated_insurance_fund: Money::ZERO,
     };
     Genesis {
         markets: vec![

@@ -59,6 +59,8 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
                 margin_phase_in_blocks: 10,
                 margin_rise_per_block_max_ppm: 20_000,
                 insurance_payout_per_block_max: Money::from_units(250_000),
+                isolated: false,
+                isolated_insurance_fund: Money::ZERO,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;

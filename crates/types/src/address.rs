@@ -21,6 +21,19 @@ impl Address {
         Self(bytes)
     }
 
+    /// The isolated sub-account of `owner` for one market:
+    /// `sha256("clearnode/isolated/v1\n" || owner || market)[..20]`.
+    pub fn isolated(owner: &Address, market: &str) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"clearnode/isolated/v1\n");
+        hasher.update(owner.0);
+        hasher.update(market.as_bytes());
+        let digest = hasher.finalize();
+        let mut bytes = [0u8; ADDRESS_BYTES];
+        bytes.copy_from_slice(&digest[..ADDRESS_BYTES]);
+        Self(bytes)
+    }
+
     /// Wraps 20 raw bytes (reserved addresses are constants).
     pub const fn from_bytes(bytes: [u8; ADDRESS_BYTES]) -> Self {
         Self(bytes)
@@ -77,5 +90,23 @@ mod tests {
         assert_eq!(address.to_hex().parse::<Address>(), Ok(address));
         assert!("zz".parse::<Address>().is_err());
         assert!("00".parse::<Address>().is_err());
+    }
+
+    #[test]
+    fn isolated_sub_accounts_are_per_owner_and_market_and_pinned() {
+        let owner = Address::of_public_key(&[7u8; 32]);
+        let other = Address::of_public_key(&[8u8; 32]);
+        let btc = Address::isolated(&owner, "BTC-PERP");
+        assert_ne!(btc, Address::isolated(&owner, "ETH-PERP"));
+        assert_ne!(btc, Address::isolated(&other, "BTC-PERP"));
+        assert_ne!(btc, owner);
+        // Venues outside Rust derive it too: sha256("clearnode/isolated/v1\n" || owner || market)[..20].
+        let mut preimage = b"clearnode/isolated/v1\n".to_vec();
+        preimage.extend_from_slice(owner.as_bytes());
+        preimage.extend_from_slice(b"BTC-PERP");
+        assert_eq!(
+            btc.as_bytes()[..],
+            Sha256::digest(&preimage)[..ADDRESS_BYTES]
+        );
     }
 }

@@ -79,11 +79,14 @@ pub enum TxCode {
     OutsidePriceBand = 312,
     /// A takeover of more than the order offers.
     QuantityAboveOrder = 313,
+    /// A position in an isolated market for an account that is not its
+    /// isolated sub-account, or an isolated sub-account outside its market.
+    IsolationMismatch = 314,
 }
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 32] = [
+    pub const ALL: [TxCode; 33] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -116,6 +119,7 @@ impl TxCode {
         TxCode::NoLiquidationOrder,
         TxCode::OutsidePriceBand,
         TxCode::QuantityAboveOrder,
+        TxCode::IsolationMismatch,
     ];
 
     /// The number on the wire.
@@ -163,6 +167,7 @@ impl TxCode {
             TxCode::NoLiquidationOrder => "no_liquidation_order",
             TxCode::OutsidePriceBand => "outside_price_band",
             TxCode::QuantityAboveOrder => "quantity_above_order",
+            TxCode::IsolationMismatch => "isolation_mismatch",
         }
     }
 }

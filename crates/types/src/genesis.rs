@@ -71,6 +71,13 @@ pub struct GenesisMarket {
     /// Most the insurance fund pays per block for bad debt arising in this
     /// market (USD); the rest goes to auto-deleveraging.
     pub insurance_payout_per_block_max: Money,
+    /// An isolated market: only isolated sub-accounts hold it, and its own
+    /// insurance fund (starting at `isolated_insurance_fund`) backs it.
+    #[serde(default)]
+    pub isolated: bool,
+    /// The isolated market's own insurance fund at genesis (USD).
+    #[serde(default)]
+    pub isolated_insurance_fund: Money,
 }
 
 /// One size tier: from this net notional on, the marginal fraction is higher.
@@ -213,6 +220,11 @@ fn validate_market(m: &GenesisMarket) -> Result<(), GenesisError> {
     }
     if m.insurance_payout_per_block_max.is_negative() {
         return fail("insurance_payout_per_block_max must not be negative");
+    }
+    if m.isolated_insurance_fund.is_negative()
+        || (!m.isolated && !m.isolated_insurance_fund.is_zero())
+    {
+        return fail("isolated_insurance_fund must be >= 0, and only for an isolated market");
     }
     Ok(())
 }

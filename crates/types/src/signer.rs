@@ -107,6 +107,24 @@ impl Signer {
         ))
     }
 
+    /// Moves collateral into (or out of) the signer's isolated sub-account.
+    pub fn move_isolated(
+        &mut self,
+        market: &str,
+        asset: &str,
+        amount: &str,
+        into_isolated: bool,
+    ) -> Vec<u8> {
+        self.sign(pb::tx_body::Action::MoveIsolatedMargin(
+            pb::MoveIsolatedMargin {
+                market: market.into(),
+                asset: asset.into(),
+                amount: amount.into(),
+                into_isolated,
+            },
+        ))
+    }
+
     /// A position report (the signer must be the venue's key to succeed).
     pub fn report(&mut self, venue: &str, entries: &[Entry<'_>]) -> Vec<u8> {
         self.report_acknowledging(venue, entries, 0)

@@ -78,6 +78,8 @@ pub enum Action {
     RegisterLiquidator,
     /// A liquidator takes over part of a position in liquidation (liquidator).
     TakeOver(TakeOver),
+    /// Collateral into or out of the signer's isolated sub-account (account).
+    MoveIsolatedMargin(MoveIsolatedMargin),
 }
 
 impl Action {
@@ -90,6 +92,7 @@ impl Action {
             Action::PositionReport(_) => "position_report",
             Action::RegisterLiquidator => "register_liquidator",
             Action::TakeOver(_) => "take_over_position",
+            Action::MoveIsolatedMargin(_) => "move_isolated_margin",
         }
     }
 }
@@ -123,6 +126,20 @@ pub struct AuthorizeVenue {
     pub venue: VenueId,
     /// Grant (true) or revoke (false).
     pub authorized: bool,
+}
+
+/// A checked move of collateral between an account and its isolated
+/// sub-account for one market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveIsolatedMargin {
+    /// The sub-account's market.
+    pub market: MarketId,
+    /// Asset.
+    pub asset: AssetId,
+    /// Positive amount.
+    pub amount: Quantity,
+    /// Owner to sub-account (true) or back (false).
+    pub into_isolated: bool,
 }
 
 /// A checked position report.
@@ -238,6 +255,12 @@ fn check_action(action: pb::tx_body::Action) -> Result<Action, TxRejection> {
         }),
         A::PositionReport(report) => Action::PositionReport(check_report(report)?),
         A::RegisterLiquidator(_) => Action::RegisterLiquidator,
+        A::MoveIsolatedMargin(m) => Action::MoveIsolatedMargin(MoveIsolatedMargin {
+            market: id_field("market", &m.market)?,
+            asset: id_field("asset", &m.asset)?,
+            amount: positive_amount("amount", &m.amount)?,
+            into_isolated: m.into_isolated,
+        }),
         A::TakeOverPosition(t) => Action::TakeOver(TakeOver {
             account: address_field("account", &t.account)?,
             market: id_field("market", &t.market)?,

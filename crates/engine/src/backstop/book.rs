@@ -10,34 +10,36 @@
 use clearnode_num::Quantity;
 use clearnode_types::{Address, MarketId, VenueId};
 
-use super::{arithmetic, BACKSTOP};
+use super::{arithmetic, book_of, fund_balance};
 use crate::block::{Engine, Event};
 use crate::instructions::Instruction;
 use crate::EngineError;
 
 impl Engine {
     /// Closes the book's positions that waited too long.
-    pub(super) fn unwind_stale_book(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
+    pub(super) fn unwind_stale_book(
+        &mut self,
+        fund: Option<&MarketId>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
         let height = self.state.chain.height;
         let deadline_blocks = u64::from(self.state.params.liquidation.deadline_blocks);
-        let Some(book) = self.state.accounts.get(&BACKSTOP) else {
+        let book_address = book_of(fund);
+        let Some(book) = self.state.accounts.get(&book_address) else {
             return Ok(());
         };
         let book_equity =
             crate::margin::compute_risk(book, &self.state.markets, &self.state.assets, height)
                 .map_err(arithmetic)?
                 .equity;
-        let fund_worth = self
-            .state
-            .insurance_fund
-            .balance
+        let fund_worth = fund_balance(&self.state, fund)
             .checked_add(book_equity)
             .map_err(arithmetic)?;
         let insolvent = !fund_worth.is_positive();
         let stale: Vec<((MarketId, VenueId), Quantity)> = self
             .state
             .accounts
-            .get(&BACKSTOP)
+            .get(&book_address)
             .map(|book| {
                 book.positions
                     .iter()
@@ -49,20 +51,21 @@ impl Engine {
             })
             .unwrap_or_default();
         for ((market_id, venue), size) in stale {
-            self.unwind_book_position(&market_id, &venue, size, events)?;
+            self.unwind_book_position(book_address, &market_id, &venue, size, events)?;
         }
         Ok(())
     }
 
     fn unwind_book_position(
         &mut self,
+        book: Address,
         market_id: &MarketId,
         venue: &VenueId,
         book_size: Quantity,
         events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
         let side = -book_size.signum();
-        let mut candidates = self.adl_candidates(market_id, side, BACKSTOP)?;
+        let mut candidates = self.adl_candidates(market_id, side, book)?;
         candidates.sort_by_key(|(score, candidate)| (std::cmp::Reverse(*score), candidate.address));
         let mut left = book_size.abs().map_err(arithmetic)?;
         for (_, candidate) in candidates {
@@ -84,7 +87,7 @@ impl Engine {
                 cut.checked_neg().map_err(arithmetic)?
             };
             let key = (market_id.clone(), venue.clone());
-            self.transfer_at_mark(candidate.address, BACKSTOP, &key, signed)?;
+            self.transfer_at_mark(candidate.address, book, &key, signed)?;
             left = left.checked_sub(cut).map_err(arithmetic)?;
             let mark = self.state.markets.get(market_id).map(|m| m.oracle_price);
             let mut instruction = Instruction::new(venue.clone(), "adl", candidate.address);
@@ -92,7 +95,7 @@ impl Engine {
             instruction.quantity = Some(cut);
             instruction.price = mark;
             instruction.side = if side > 0 { 1 } else { -1 };
-            instruction.counterparty = Some(BACKSTOP);
+            instruction.counterparty = Some(book);
             instruction.amount = Some(clearnode_num::Money::ZERO);
             self.block_context()?.instructions.push(instruction);
             events.push(

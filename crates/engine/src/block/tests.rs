@@ -530,4 +530,5 @@ proptest::proptest! {
 
 mod acknowledgements;
 mod backstop;
+mod isolated;
 mod ladder;

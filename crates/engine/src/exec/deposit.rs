@@ -53,9 +53,9 @@ pub(super) fn validate(
 impl Engine {
     pub(super) fn apply_deposit(&mut self, deposit: Deposit) -> Result<Event, TxRejection> {
         let overflow = |e: clearnode_num::NumError| reject(TxCode::BalanceTooLarge, e.to_string());
-        let account = self.touch_account(deposit.account)?;
-        let balance = account.collateral.entry(deposit.asset.clone()).or_default();
-        *balance = balance.checked_add(deposit.amount).map_err(overflow)?;
+        self.touch_account(deposit.account)?
+            .credit_collateral(&deposit.asset, deposit.amount)
+            .map_err(overflow)?;
         let ledger = self.state.ledgers.entry(deposit.asset.clone()).or_default();
         ledger.deposited = ledger
             .deposited

@@ -105,7 +105,11 @@ pub(super) fn validate(state: &State, tx: &VerifiedTx, take: &TakeOver) -> Resul
     }
     // A takeover never creates bad debt: the price may not cost the account
     // more than its equity (the backstop resolves a bankrupt account).
-    if !crate::backstop::is_backstop(&take.account) {
+    let is_book = state
+        .accounts
+        .get(&take.account)
+        .is_some_and(|a| crate::backstop::is_book(&take.account, a));
+    if !is_book {
         let account = state
             .accounts
             .get(&take.account)
@@ -222,7 +226,7 @@ impl Engine {
         let blocks = height.saturating_sub(account.liquidating_since);
         // The backstop's book is offered without a penalty: the band is the
         // liquidator's incentive.
-        let rate = if crate::backstop::is_backstop(&take.account) {
+        let rate = if crate::backstop::is_book(&take.account, account) {
             Ratio::ZERO
         } else {
             penalty_rate(
@@ -275,7 +279,13 @@ impl Engine {
             penalty.checked_neg().map_err(arithmetic)?,
         )?;
         debit(self.touch_account(liquidator)?, liquidator_share)?;
-        let fund = &mut self.state.insurance_fund;
+        // The liquidated account's fund: an isolated market's own, or the shared one.
+        let fund_id = self
+            .state
+            .accounts
+            .get(&take.account)
+            .and_then(|a| crate::backstop::fund_of(&self.state.markets, a));
+        let fund = crate::backstop::fund_mut(&mut self.state, fund_id.as_ref());
         fund.balance = fund.balance.checked_add(fund_share).map_err(arithmetic)?;
         fund.inflows = fund.inflows.checked_add(fund_share).map_err(arithmetic)?;
         // Realized PnL is settled against the venue that holds the positions.
@@ -309,7 +319,7 @@ impl Engine {
         block.instructions.push(instruction);
         block.dirty_orders.insert(key);
         block.dirty_settlements.insert(take.venue.clone());
-        block.fund_dirty = true;
+        block.dirty_funds.insert(fund_id);
         block.dirty_markets.insert(take.market.clone());
         block
             .dirty_positions

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod deposit;
+mod isolated;
 mod liquidator;
 mod report;
 mod withdraw;
@@ -46,6 +47,7 @@ impl Engine {
             }
             Action::RegisterLiquidator => Ok(()),
             Action::TakeOver(take) => liquidator::validate(&self.state, tx, take),
+            Action::MoveIsolatedMargin(move_) => isolated::validate(&self.state, tx, move_),
         }
     }
 
@@ -61,6 +63,7 @@ impl Engine {
             Action::PositionReport(report) => self.apply_report(report)?,
             Action::RegisterLiquidator => self.apply_register_liquidator(signer)?,
             Action::TakeOver(take) => self.apply_take_over(signer, take)?,
+            Action::MoveIsolatedMargin(move_) => self.apply_move_isolated(signer, move_)?,
         };
         let next = expected
             .checked_add(1)

@@ -54,10 +54,13 @@ pub(super) fn validate(
         ));
     }
     for (index, entry) in report.entries.iter().enumerate() {
-        let authorized = state
-            .accounts
-            .get(&entry.account)
-            .is_some_and(|a| a.authorized_venues.contains(&report.venue));
+        // An isolated sub-account reports under its owner's authorizations.
+        let account = state.accounts.get(&entry.account);
+        let authorizer = match account.and_then(|a| a.isolated.as_ref()) {
+            Some((owner, _)) => state.accounts.get(owner),
+            None => account,
+        };
+        let authorized = authorizer.is_some_and(|a| a.authorized_venues.contains(&report.venue));
         if !authorized {
             return Err(reject(
                 TxCode::VenueNotAuthorized,
@@ -70,10 +73,30 @@ pub(super) fn validate(
     }
     // What: listed markets, bounded sizes, then each account's margin.
     for (index, entry) in report.entries.iter().enumerate() {
-        if !state.markets.contains_key(&entry.market) {
+        let Some(market) = state.markets.get(&entry.market) else {
             return Err(reject(
                 TxCode::UnknownMarket,
                 format!("entry {index}: market {} is not listed", entry.market),
+            ));
+        };
+        // An isolated market is held only by its isolated sub-accounts; a
+        // sub-account holds only its own market.
+        let isolated_in = state
+            .accounts
+            .get(&entry.account)
+            .and_then(|a| a.isolated.as_ref())
+            .map(|(_, m)| m);
+        let mismatch = match isolated_in {
+            Some(own) => *own != entry.market,
+            None => market.isolated,
+        };
+        if mismatch {
+            return Err(reject(
+                TxCode::IsolationMismatch,
+                format!(
+                    "entry {index}: account {} cannot hold {} (isolated markets are held by isolated sub-accounts, each in its own market)",
+                    entry.account, entry.market
+                ),
             ));
         }
         let too_large = entry

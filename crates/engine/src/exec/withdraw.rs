@@ -63,18 +63,9 @@ impl Engine {
         withdraw: Withdraw,
     ) -> Result<Event, TxRejection> {
         let arithmetic = |e: clearnode_num::NumError| reject(TxCode::InvalidAmount, e.to_string());
-        let account = self.touch_account(signer)?;
-        let balance = account
-            .collateral
-            .get(&withdraw.asset)
-            .copied()
-            .unwrap_or_default();
-        let remaining = balance.checked_sub(withdraw.amount).map_err(arithmetic)?;
-        if remaining.is_zero() {
-            account.collateral.remove(&withdraw.asset);
-        } else {
-            account.collateral.insert(withdraw.asset.clone(), remaining);
-        }
+        self.touch_account(signer)?
+            .debit_collateral(&withdraw.asset, withdraw.amount)
+            .map_err(arithmetic)?;
         let ledger = self
             .state
             .ledgers

@@ -11,6 +11,9 @@
 //! in [`Deviations`], so the comparison stays exact and the departure stays
 //! visible.
 //!
+//! Not modelled: isolated sub-accounts and isolated markets (the generator
+//! lists none; `crates/engine/src/block/tests/isolated.rs` covers them).
+//!
 //! Map: `fixed` (arithmetic and rounding), `margin` (an account's risk and a
 //! market's regime), `transactions` (checks and effects), `liquidation` (the
 //! ladder, takeovers, average-cost fills), `aggregates` (walks over all
