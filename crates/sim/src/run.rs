@@ -355,7 +355,9 @@ fn step_block(sim: &mut Sim, scenario: Scenario, step: u32) -> Result<BlockMetri
             &order.limit_price.to_string(),
         ));
     }
-    // Venues report the bots' positions closed: they sell what they took on the venue.
+    // Venues report the bots' positions closed: they sell what they took on
+    // the venue. Every block they also acknowledge what they were told.
+    let acknowledged = sim.engine.height();
     for (venue_index, venue) in VENUES.iter().enumerate() {
         let closes: Vec<(Address, String)> = sim
             .liquidators
@@ -375,12 +377,12 @@ fn step_block(sim: &mut Sim, scenario: Scenario, step: u32) -> Result<BlockMetri
                     .map(move |(m, _)| (address, m.to_string()))
             })
             .collect();
-        if !closes.is_empty() {
-            let entries: Vec<_> = closes
-                .iter()
-                .map(|(a, m)| (*a, m.as_str(), "0", ""))
-                .collect();
-            txs.push(sim.venues[venue_index].report(venue, &entries));
+        let entries: Vec<_> = closes
+            .iter()
+            .map(|(a, m)| (*a, m.as_str(), "0", ""))
+            .collect();
+        if !entries.is_empty() || acknowledged > 0 {
+            txs.push(sim.venues[venue_index].report_acknowledging(venue, &entries, acknowledged));
         }
     }
     // The thin-market holder withdraws against paper profit at the top.
