@@ -261,7 +261,10 @@ fn open_positions(sim: &mut Sim, config: &SimConfig) -> Result<(), SimError> {
                 price.to_string(),
             ));
         } else {
-            let direction = if sim.random.below(10) < 7 { 1 } else { -1 };
+            // The crowd is split evenly long and short, as a venue's book is
+            // (the whale and the thin-market holder are the imbalance), so
+            // ADL finds the other side of every bankrupt position in it.
+            let direction = if sim.random.below(10) < 5 { 1 } else { -1 };
             let venues = 1 + sim.random.below(3) as usize;
             for venue in 0..venues {
                 let part = direction * size_milli / i64::try_from(venues).unwrap_or(1);
