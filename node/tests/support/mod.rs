@@ -3,7 +3,8 @@
 //! process group of their own so a test can SIGKILL the whole validator.
 //! Logs are printed when a test fails. `Localnet` (in `localnet.rs`) does
 //! the same for several validators of one chain, and `load.rs` keeps venue
-//! reports flowing into it.
+//! reports flowing into it; `Devnet` (in `devnet.rs`) runs `clearnode
+//! devnet` with its demo venue and dashboard.
 
 // Outside consensus code: tests wait on wall-clock deadlines for real processes.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
@@ -29,21 +30,22 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tonic::transport::{Channel, Endpoint};
 
+pub mod devnet;
 pub mod load;
 pub mod localnet;
 
 pub const CHAIN_ID: &str = "clearnode-e2e";
 
-/// Five consecutive free ports.
+/// Six consecutive free ports (P2P, RPC, ABCI, gRPC, metrics, dashboard).
 pub fn free_port_base() -> u16 {
     let seed = u16::try_from(std::process::id() % 400).unwrap();
     for attempt in 0..200u16 {
         let base = 21_000 + ((seed + attempt * 7) % 400) * 10;
-        if (0..5).all(|offset| TcpListener::bind(("127.0.0.1", base + offset)).is_ok()) {
+        if (0..6).all(|offset| TcpListener::bind(("127.0.0.1", base + offset)).is_ok()) {
             return base;
         }
     }
-    panic!("no five consecutive free ports");
+    panic!("no six consecutive free ports");
 }
 
 pub struct TestNode {
@@ -89,22 +91,12 @@ impl TestNode {
     /// `clearnode start` in its own process group.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home().join("logs/node.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_clearnode"))
-            .arg("start")
-            .arg("--home")
-            .arg(self.home())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clearnode"));
+        command.arg("start").arg("--home").arg(self.home());
+        self.child = Some(spawn_in_group(
+            &mut command,
+            &self.home().join("logs/node.log"),
+        ));
     }
 
     /// SIGKILL the whole validator (clearnode and its cometbft), as a power cut would.
@@ -183,6 +175,22 @@ impl Drop for TestNode {
             kill_group(child);
         }
     }
+}
+
+/// Spawns `command` in a process group of its own, appending its output to `log`.
+pub fn spawn_in_group(command: &mut Command, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .spawn()
+        .unwrap()
 }
 
 /// SIGKILLs a validator's process group (clearnode and its cometbft) and reaps it.
