@@ -142,16 +142,7 @@ async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, heigh
     ] {
         assert_eq!(figure(dom, name), value, "{name} at height {height}");
     }
-    let fund = audit
-        .get_insurance_fund(audit::GetInsuranceFundRequest {
-            height,
-            prove: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .fund
-        .unwrap();
+    let fund = support::Client::lazy(grpc_url).fund(height).await;
     assert_eq!(figure(dom, "fund.balance"), fund.balance);
     assert_eq!(figure(dom, "fund.inflows"), fund.inflows);
     assert_eq!(figure(dom, "fund.payouts"), fund.payouts);

@@ -88,6 +88,23 @@ impl TestNode {
         self.home.path()
     }
 
+    /// Makes the validator quote BTC-PERP along `path` ([height, per-mille
+    /// of 64,000] points) through its simulated feed. Call before `start`.
+    pub fn quote_btc_along(&self, path: serde_json::Value) {
+        let scenario = serde_json::json!({
+            "start": {"market:BTC-PERP": "64000"},
+            "paths": {"market:BTC-PERP": path},
+            "step_ppm": 0, "noise_ppm": 0, "seed": 1
+        });
+        let scenario_path = self.home().join("feed-scenario.json");
+        std::fs::write(&scenario_path, scenario.to_string()).unwrap();
+        let oracle = format!(
+            "feed = \"simulated\"\nscenario = \"{}\"\n",
+            scenario_path.display()
+        );
+        std::fs::write(self.home().join("oracle.toml"), oracle).unwrap();
+    }
+
     /// `clearnode start` in its own process group.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
@@ -284,6 +301,20 @@ impl Client {
             .get_system_risk(audit::GetSystemRiskRequest { height, prove })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// The insurance fund at state `height`.
+    pub async fn fund(&self, height: u64) -> clearnode_proto::state::v1::InsuranceFund {
+        self.audit()
+            .get_insurance_fund(audit::GetInsuranceFundRequest {
+                height,
+                prove: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .fund
+            .unwrap()
     }
 
     pub fn audit(&self) -> AuditServiceClient<Channel> {
