@@ -95,6 +95,35 @@ async fn streamed_until(url: &str, last: (u64, u64)) -> Vec<(u64, u64)> {
     seen
 }
 
+/// `AuditService.ListInstructions` for venue-a up to `height`, in small pages.
+async fn history_until(client: &Client, height: u64) -> Vec<(u64, u64)> {
+    let mut request = clearnode_proto::audit::v1::ListInstructionsRequest {
+        venue_id: "venue-a".into(),
+        to_height: height,
+        limit: 7,
+        ..Default::default()
+    };
+    let mut listed = Vec::new();
+    loop {
+        let page = client
+            .audit()
+            .list_instructions(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.instructions.len() <= 7);
+        listed.extend(
+            page.instructions
+                .iter()
+                .map(|i| (i.height, u64::from(i.index))),
+        );
+        if page.next_page_token.is_empty() {
+            return listed;
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
 fn start_node_with_a_falling_btc() -> TestNode {
     let mut node = TestNode::init();
     // BTC holds while the venue onboards and reports, then falls 12%.
@@ -167,6 +196,10 @@ async fn a_python_venue_reports_and_follows_instructions_and_a_python_auditor_re
     handled.extend(positions(&second_instructions));
     let last = *handled.last().unwrap();
     assert_eq!(streamed_until(&node.grpc_url, last).await, handled);
+    // The audit history lists the same, page by page.
+    let mut history = history_until(&client, last.0).await;
+    history.retain(|position| *position <= last);
+    assert_eq!(history, handled);
 
     // The auditor's figures are the audit API's at the height it names.
     let rpc = node.rpc_url.clone();

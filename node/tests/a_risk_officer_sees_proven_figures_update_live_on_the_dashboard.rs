@@ -143,6 +143,26 @@ async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, heigh
         assert_eq!(figure(dom, name), value, "{name} at height {height}");
     }
     let fund = support::Client::lazy(grpc_url).fund(height).await;
+    let history = audit
+        .list_instructions(audit::ListInstructionsRequest {
+            from_height: height,
+            to_height: height,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(history.next_page_token.is_empty());
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for instruction in history.instructions {
+        *counts.entry(instruction.kind).or_default() += 1;
+    }
+    if counts.is_empty() {
+        assert_eq!(element(dom, "events"), "none");
+    }
+    for (kind, count) in counts {
+        assert_eq!(figure(dom, &format!("events.{kind}")), count.to_string());
+    }
     assert_eq!(figure(dom, "fund.balance"), fund.balance);
     assert_eq!(figure(dom, "fund.inflows"), fund.inflows);
     assert_eq!(figure(dom, "fund.payouts"), fund.payouts);

@@ -2,6 +2,7 @@
 //! process, all read at one height, so each can be re-fetched and proven
 //! with `clearnode audit verify --height H ...`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clearnode_engine::keys;
@@ -14,6 +15,9 @@ use tonic::{Code, Request, Status};
 
 /// Most heights one series answer covers.
 pub const SERIES_BLOCKS_MAX: u64 = 240;
+
+/// Most pages of instructions counted for one height.
+const INSTRUCTION_PAGES_MAX: usize = 20;
 
 /// How often a waiting request looks for a new block.
 const NEW_BLOCK_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,6 +42,9 @@ pub struct Snapshot {
     /// from snapshots of past heights).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub liquidation_orders: Option<pb::ListLiquidationOrdersResponse>,
+    /// Instructions issued to venues in block `height`, counted by kind
+    /// (`AuditService.ListInstructions` over `[height, height]`).
+    pub instructions: BTreeMap<String, u64>,
     /// Circuit breaker states: the engine does not publish any yet.
     pub breakers: Vec<String>,
     /// Commands that prove these figures against the signed header.
@@ -150,6 +157,7 @@ impl Figures {
                 Err(status) => return Err(status),
             }
         }
+        let instructions = self.instruction_counts(height).await?;
         let app_hash = system
             .context
             .as_ref()
@@ -163,9 +171,35 @@ impl Figures {
             fund,
             markets,
             liquidation_orders: None,
+            instructions,
             breakers: Vec::new(),
             verify,
         })
+    }
+
+    /// The instructions of block `height`, counted by kind.
+    async fn instruction_counts(&self, height: u64) -> Result<BTreeMap<String, u64>, Status> {
+        let mut counts = BTreeMap::new();
+        let mut request = pb::ListInstructionsRequest {
+            from_height: height,
+            to_height: height,
+            ..Default::default()
+        };
+        for _ in 0..INSTRUCTION_PAGES_MAX {
+            let page = self
+                .api
+                .list_instructions(Request::new(request.clone()))
+                .await?
+                .into_inner();
+            for instruction in page.instructions {
+                *counts.entry(instruction.kind).or_insert(0) += 1;
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            request.page_token = page.next_page_token;
+        }
+        Ok(counts)
     }
 
     /// Ids of the markets that have an aggregate in the latest state.
