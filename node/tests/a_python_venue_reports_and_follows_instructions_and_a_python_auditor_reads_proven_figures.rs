@@ -46,6 +46,7 @@ fn run_python(generated: &Path, args: &[&str]) -> String {
         .args(args)
         .current_dir(client_dir())
         .env("CLEARNODE_PY_GENERATED", generated)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
