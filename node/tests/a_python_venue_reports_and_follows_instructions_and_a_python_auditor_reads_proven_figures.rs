@@ -230,5 +230,27 @@ async fn a_python_venue_reports_and_follows_instructions_and_a_python_auditor_re
     let fund = client.fund(height).await;
     assert_eq!(shown["fund"]["balance"], fund.balance);
     assert!(shown["proof_bytes"]["system"].as_u64().unwrap() > 0);
+    // Its count of recent instructions is the audit history's.
+    let from = shown["instructions"]["from_height"].as_u64().unwrap();
+    let mut by_kind = serde_json::Map::new();
+    let history = client
+        .audit()
+        .list_instructions(clearnode_proto::audit::v1::ListInstructionsRequest {
+            from_height: from,
+            to_height: height,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(history.next_page_token.is_empty(), "more than one page");
+    for instruction in history.instructions {
+        let count = by_kind.entry(instruction.kind).or_insert(0.into());
+        *count = (count.as_u64().unwrap() + 1).into();
+    }
+    assert_eq!(
+        shown["instructions"]["by_kind"],
+        serde_json::Value::Object(by_kind)
+    );
     assert!(auditor.contains(&format!("clearnode audit verify --height {height} system")));
 }

@@ -129,6 +129,19 @@ class Node:
         request = self.pb.audit.GetAccountRiskRequest(account=account, height=height, prove=prove)
         return self._call(self.audit.GetAccountRisk, request)
 
+    def history(self, venue_id="", kinds=(), from_height=0, to_height=0, page_size=500):
+        """Instructions issued to venues over a height range (AuditService.ListInstructions),
+        in (height, venue, index) order, fetched page by page. A generator of Instruction."""
+        request = self.pb.audit.ListInstructionsRequest(
+            venue_id=venue_id, kinds=list(kinds), from_height=from_height, to_height=to_height, limit=page_size
+        )
+        while True:
+            page = self._call(self.audit.ListInstructions, request)
+            yield from page.instructions
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
     def passport(self, account: bytes, venue_id: str):
         """Before accepting an order: free collateral and the largest additions per market."""
         request = self.pb.venue.GetMarginPassportRequest(account=account, venue_id=venue_id)

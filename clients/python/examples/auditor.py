@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """An example auditor: reads the system risk and the insurance fund with
-Merkle proofs at one height, and checks that the app hash they were read
-against is the one in the next block's header (CometBFT RPC).
+Merkle proofs at one height, counts the instructions sent to venues over
+the blocks before it (liquidations, takeovers...), and checks that the app
+hash the figures were read against is the one in the next block's header
+(CometBFT RPC).
 
     python3 examples/auditor.py --grpc 127.0.0.1:26659 --rpc http://127.0.0.1:26657 [--height H]
 
@@ -48,6 +50,7 @@ def main():
     parser.add_argument("--rpc", help="CometBFT RPC, to compare the app hash with the signed header")
     parser.add_argument("--chain-id", default="", help="not needed for reads")
     parser.add_argument("--height", type=int, default=0, help="0 = latest committed")
+    parser.add_argument("--history-blocks", type=int, default=50, help="count instructions to venues over this many blocks")
     args = parser.parse_args()
 
     node = Node(args.grpc, args.chain_id)
@@ -68,6 +71,11 @@ def main():
     print(f"insurance fund: balance {fund.fund.balance} USD, inflows {fund.fund.inflows}, payouts {fund.fund.payouts}")
     print(f"proofs: system {len(system.context.proof)} bytes for key {system.context.key.decode()!r}, "
           f"fund {len(fund.context.proof)} bytes for key {fund.context.key.decode()!r}")
+    first = max(1, height - args.history_blocks + 1)
+    recent = {}
+    for instruction in node.history(from_height=first, to_height=height):
+        recent[instruction.kind] = recent.get(instruction.kind, 0) + 1
+    print(f"instructions to venues in blocks {first}..{height}: " + (", ".join(f"{k} {n}" for k, n in sorted(recent.items())) or "none"))
     matches = None
     if args.rpc:
         header = header_app_hash(args.rpc.rstrip("/"), height + 1)
@@ -81,6 +89,7 @@ def main():
         "system": aggregate,
         "fund": balance,
         "proof_bytes": {"system": len(system.context.proof), "fund": len(fund.context.proof)},
+        "instructions": {"from_height": first, "to_height": height, "by_kind": recent},
         "header_app_hash_matches": matches,
         "verify": verify,
     }, sort_keys=True))
