@@ -202,6 +202,45 @@ async fn a_python_venue_reports_and_follows_instructions_and_a_python_auditor_re
     history.retain(|position| *position <= last);
     assert_eq!(history, handled);
 
+    // The dashboard counts the instructions of a block and names the
+    // command proving one of them, which `clearnode audit verify` proves.
+    let (height, _) = handled[0];
+    let path = format!("/api/snapshot?height={height}");
+    let (status, body) = support::devnet::http_get(&node.dashboard_addr, &path).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let snapshot: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let at_height = handled.iter().filter(|(h, _)| *h == height).count();
+    let counted: u64 = snapshot["instructions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, u64::try_from(at_height).unwrap(), "{body}");
+    let command = snapshot["verify"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .find(|c| c.contains(" key instr/"))
+        .unwrap_or_else(|| panic!("no instruction to prove: {body}"));
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let proven = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{command}: {proven}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let kind = first_instructions[0]["kind"].as_str().unwrap();
+    assert!(
+        proven.contains(&format!("\"kind\": \"{kind}\"")),
+        "{proven}"
+    );
+
     // The auditor's figures are the audit API's at the height it names.
     let rpc = node.rpc_url.clone();
     let auditor = run_python(

@@ -9,7 +9,9 @@ use clearnode_engine::keys;
 use clearnode_grpc::AuditApi;
 use clearnode_proto::audit::v1 as pb;
 use clearnode_proto::audit::v1::audit_service_server::AuditService;
+use clearnode_proto::state::v1 as state_pb;
 use clearnode_store::Store;
+use clearnode_types::{Address, MarketId, VenueId};
 use serde::Serialize;
 use tonic::{Code, Request, Status};
 
@@ -18,6 +20,9 @@ pub const SERIES_BLOCKS_MAX: u64 = 240;
 
 /// Most pages of instructions counted for one height.
 const INSTRUCTION_PAGES_MAX: usize = 20;
+
+/// Single instructions and orders a snapshot names a proving command for.
+const KEYS_SHOWN_MAX: usize = 3;
 
 /// How often a waiting request looks for a new block.
 const NEW_BLOCK_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -112,6 +117,16 @@ impl Figures {
             }
         };
         let mut snapshot = self.figures_at(height, prove).await?;
+        if let Some(list) = &liquidation_orders {
+            let order_keys: Vec<String> = list
+                .orders
+                .iter()
+                .filter_map(order_key)
+                .take(KEYS_SHOWN_MAX)
+                .collect();
+            let commands = key_commands(&self.verify_command, height, &order_keys);
+            snapshot.verify.extend(commands);
+        }
         snapshot.liquidation_orders = liquidation_orders;
         Ok(snapshot)
     }
@@ -157,13 +172,18 @@ impl Figures {
                 Err(status) => return Err(status),
             }
         }
-        let instructions = self.instruction_counts(height).await?;
+        let (instructions, instruction_keys) = self.instruction_counts(height).await?;
         let app_hash = system
             .context
             .as_ref()
             .map(|c| hex_lower(&c.app_hash))
             .unwrap_or_default();
-        let verify = verify_commands(&self.verify_command, height, &markets);
+        let mut verify = verify_commands(&self.verify_command, height, &markets);
+        verify.extend(key_commands(
+            &self.verify_command,
+            height,
+            &instruction_keys,
+        ));
         Ok(Snapshot {
             height,
             app_hash,
@@ -178,8 +198,12 @@ impl Figures {
     }
 
     /// The instructions of block `height`, counted by kind.
-    async fn instruction_counts(&self, height: u64) -> Result<BTreeMap<String, u64>, Status> {
+    async fn instruction_counts(
+        &self,
+        height: u64,
+    ) -> Result<(BTreeMap<String, u64>, Vec<String>), Status> {
         let mut counts = BTreeMap::new();
+        let mut keys = Vec::new();
         let mut request = pb::ListInstructionsRequest {
             from_height: height,
             to_height: height,
@@ -192,6 +216,9 @@ impl Figures {
                 .await?
                 .into_inner();
             for instruction in page.instructions {
+                if keys.len() < KEYS_SHOWN_MAX {
+                    keys.extend(instruction_key(&instruction));
+                }
                 *counts.entry(instruction.kind).or_insert(0) += 1;
             }
             if page.next_page_token.is_empty() {
@@ -199,7 +226,7 @@ impl Figures {
             }
             request.page_token = page.next_page_token;
         }
-        Ok(counts)
+        Ok((counts, keys))
     }
 
     /// Ids of the markets that have an aggregate in the latest state.
@@ -232,6 +259,28 @@ fn verify_commands(
     commands
 }
 
+/// Commands proving single state values (instructions, orders) by key.
+fn key_commands(verify_command: &str, height: u64, keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|key| format!("{verify_command} --height {height} key {key}"))
+        .collect()
+}
+
+/// The state key of an instruction (`None` for an id that does not parse).
+fn instruction_key(instruction: &state_pb::Instruction) -> Option<String> {
+    let venue: VenueId = instruction.venue.parse().ok()?;
+    let key = keys::instruction(&venue, instruction.height, instruction.index);
+    String::from_utf8(key).ok()
+}
+
+/// The state key of a liquidation order.
+fn order_key(order: &state_pb::LiquidationOrder) -> Option<String> {
+    let account = Address::from_slice(&order.account)?;
+    let market: MarketId = order.market.parse().ok()?;
+    let venue: VenueId = order.venue.parse().ok()?;
+    String::from_utf8(keys::liquidation_order(&account, &market, &venue)).ok()
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -256,6 +305,30 @@ mod tests {
                 "clearnode audit verify --height 7 fund",
                 "clearnode audit verify --height 7 market BTC-PERP",
             ]
+        );
+    }
+
+    #[test]
+    fn instructions_and_orders_are_proven_by_their_state_keys() {
+        let instruction = state_pb::Instruction {
+            height: 42,
+            index: 3,
+            venue: "venue-a".into(),
+            ..Default::default()
+        };
+        let key = instruction_key(&instruction).expect("key");
+        assert_eq!(key, "instr/venue-a/00000000000000000042/000003");
+        let order = state_pb::LiquidationOrder {
+            account: vec![0xab; 20],
+            market: "BTC-PERP".into(),
+            venue: "venue-b".into(),
+            ..Default::default()
+        };
+        let key = order_key(&order).expect("key");
+        assert_eq!(key, format!("liq/{}/BTC-PERP/venue-b", "ab".repeat(20)));
+        assert_eq!(
+            key_commands("clearnode audit verify", 9, std::slice::from_ref(&key)),
+            vec![format!("clearnode audit verify --height 9 key {key}")]
         );
     }
 

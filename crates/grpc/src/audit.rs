@@ -279,6 +279,22 @@ impl AuditService for AuditApi {
         }))
     }
 
+    async fn get_state_value(
+        &self,
+        request: Request<pb::GetStateValueRequest>,
+    ) -> Result<Response<pb::GetStateValueResponse>, Status> {
+        let request = request.into_inner();
+        if request.key.is_empty() {
+            return Err(Status::invalid_argument("key is empty"));
+        }
+        let read = self.read(request.key, request.height, request.prove)?;
+        Ok(Response::new(pb::GetStateValueResponse {
+            context: Some(read.context),
+            found: read.value.is_some(),
+            value: read.value.unwrap_or_default(),
+        }))
+    }
+
     async fn get_sequence(
         &self,
         request: Request<pb::GetSequenceRequest>,

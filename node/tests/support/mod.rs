@@ -53,6 +53,8 @@ pub struct TestNode {
     child: Option<Child>,
     pub grpc_url: String,
     pub rpc_url: String,
+    /// `host:port` of the node's dashboard.
+    pub dashboard_addr: String,
 }
 
 impl TestNode {
@@ -81,6 +83,7 @@ impl TestNode {
             child: None,
             grpc_url: format!("http://127.0.0.1:{}", port_base + 3),
             rpc_url: format!("http://127.0.0.1:{}", port_base + 1),
+            dashboard_addr: format!("127.0.0.1:{}", port_base + 5),
         }
     }
 
