@@ -119,9 +119,12 @@ pub enum TxCommand {
         /// Venue id.
         #[arg(long)]
         venue: String,
-        /// ACCOUNT:MARKET:SIZE:ENTRY_PRICE, repeatable.
-        #[arg(long = "entry", required = true)]
+        /// ACCOUNT:MARKET:SIZE:ENTRY_PRICE, repeatable (none: only acknowledge).
+        #[arg(long = "entry", required_unless_present = "acknowledge")]
         entries: Vec<String>,
+        /// Acknowledge the venue's instructions up to this committed height.
+        #[arg(long, default_value_t = 0)]
+        acknowledge: u64,
         /// Wait for the block.
         #[arg(long)]
         wait: bool,
@@ -368,6 +371,7 @@ pub fn run_tx(command: TxCommand) -> Result<()> {
                 key,
                 venue,
                 entries,
+                acknowledge,
                 wait,
             } => {
                 let entries = entries
@@ -378,6 +382,7 @@ pub fn run_tx(command: TxCommand) -> Result<()> {
                 let action = tx::tx_body::Action::PositionReport(tx::PositionReport {
                     venue_id: venue,
                     entries,
+                    acknowledged_height: acknowledge,
                 });
                 (connection, key, action, wait)
             }

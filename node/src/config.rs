@@ -34,6 +34,27 @@ pub struct NodeConfig {
     pub db_dir: PathBuf,
     /// Seconds `wait_for_commit` waits.
     pub commit_timeout_seconds: u64,
+    /// A state-sync snapshot every this many heights, served to nodes that join by state sync
+    /// (0: none). Written under `<home>/data/snapshots`.
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval: u64,
+    /// How many of the newest snapshots are kept.
+    #[serde(default = "default_snapshot_keep")]
+    pub snapshot_keep: usize,
+}
+
+/// Directory of the state-sync snapshots, relative to the node home.
+pub const SNAPSHOT_DIR: &str = "data/snapshots";
+
+/// Default snapshot interval: a few minutes of blocks, so a joining node replays little.
+pub fn default_snapshot_interval() -> u64 {
+    100
+}
+
+/// Default number of snapshots kept: the newest and one more, in case a peer is still
+/// fetching the older one.
+pub fn default_snapshot_keep() -> usize {
+    2
 }
 
 impl NodeConfig {

@@ -39,6 +39,10 @@ pub struct DevnetArgs {
     /// Stop after this many rounds of reports (default: run until Ctrl-C).
     #[arg(long)]
     pub rounds: Option<u64>,
+    /// Run only the demo venue, against the node of `--home` that is already
+    /// running (e.g. a localnet validator); create nothing.
+    #[arg(long)]
+    pub venue_only: bool,
     /// Ports, block time and the cometbft binary.
     #[command(flatten)]
     pub setup: NodeSetup,
@@ -53,6 +57,9 @@ const DEMO_DEPOSIT_USDC: i64 = 50_000;
 
 /// Runs the devnet until Ctrl-C (or `--rounds`).
 pub fn run(args: DevnetArgs) -> Result<()> {
+    if args.venue_only {
+        return run_venue_only(&args);
+    }
     if args.reset && args.home.exists() {
         std::fs::remove_dir_all(&args.home)
             .with_context(|| format!("removing {}", args.home.display()))?;
@@ -89,6 +96,22 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         };
         let node = start::run_node(&args.home, &config, true, stop).await;
         node.and(venue_result)
+    })
+}
+
+/// The demo venue alone, until Ctrl-C, SIGTERM or `--rounds`.
+fn run_venue_only(args: &DevnetArgs) -> Result<()> {
+    let config = NodeConfig::load(&args.home)?;
+    println!(
+        "clearnode demo venue: reporting to {} (chain {})",
+        config.grpc_url(),
+        config.chain_id
+    );
+    tokio::runtime::Runtime::new()?.block_on(async {
+        tokio::select! {
+            _ = start::shutdown_signal() => Ok(()),
+            result = demo_venue(args, &config) => result,
+        }
     })
 }
 
@@ -174,11 +197,15 @@ async fn report(
     venue_id: &str,
     venue: &mut Signer,
     entries: Vec<tx::PositionEntry>,
+    acknowledged_height: u64,
 ) -> Result<()> {
+    // The demo venue regenerates its book every round, so it has nothing
+    // to change for an instruction: it acknowledges what is committed.
     let batch = |entries: Vec<tx::PositionEntry>| {
         tx::tx_body::Action::PositionReport(tx::PositionReport {
             venue_id: venue_id.to_string(),
             entries,
+            acknowledged_height,
         })
     };
     let code = venue.submit(client, batch(entries.clone())).await?;
@@ -250,9 +277,10 @@ async fn demo_venue(args: &DevnetArgs, config: &NodeConfig) -> Result<()> {
     let mut round = 0u64;
     loop {
         round += 1;
+        let committed = committed_height(&client).await?;
         for (venue_index, (venue_id, venue)) in venues.iter_mut().enumerate() {
             let entries = demo_entries(&addresses, venue_index, round, &mut random);
-            report(&client, venue_id, venue, entries).await?;
+            report(&client, venue_id, venue, entries, committed).await?;
         }
         if round % 5 == 1 {
             print_status(&client).await;
@@ -302,21 +330,22 @@ async fn fund_and_authorize(
         }
     }
     // Reports for accounts whose authorizations are not committed yet would be refused.
-    let start = client
-        .audit()
-        .get_system_risk(audit::GetSystemRiskRequest::default())
-        .await?;
-    let start_height = start.into_inner().context.map_or(0, |c| c.height);
+    let start_height = committed_height(client).await?;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = client
-            .audit()
-            .get_system_risk(audit::GetSystemRiskRequest::default())
-            .await?;
-        if now.into_inner().context.map_or(0, |c| c.height) >= start_height + 2 {
+        if committed_height(client).await? >= start_height + 2 {
             return Ok(());
         }
     }
+}
+
+/// The last committed height, as the audit API answers it.
+async fn committed_height(client: &NodeClient) -> Result<u64> {
+    let answer = client
+        .audit()
+        .get_system_risk(audit::GetSystemRiskRequest::default())
+        .await?;
+    Ok(answer.into_inner().context.map_or(0, |c| c.height))
 }
 
 /// Each trader holds positions on every venue; some hedge across venues.

@@ -146,6 +146,8 @@ pub(crate) fn node_config(chain_id: &str, ports: &Ports, cometbft_bin: &str) -> 
         cometbft_bin: cometbft_bin.to_string(),
         db_dir: PathBuf::from("data/clearnode.db"),
         commit_timeout_seconds: 30,
+        snapshot_interval: crate::config::default_snapshot_interval(),
+        snapshot_keep: crate::config::default_snapshot_keep(),
     }
 }
 

@@ -80,6 +80,18 @@ pub struct LocalnetInitArgs {
     /// The cometbft binary (default: PATH, then ~/go/bin).
     #[arg(long, default_value = "")]
     pub cometbft_bin: String,
+    /// Address P2P, CometBFT RPC, gRPC and metrics listen on (0.0.0.0 when each
+    /// node runs in a container of its own); ABCI stays on 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen_address: String,
+    /// Host name of node i in the others' persistent peers; `{i}` is replaced
+    /// by the index (e.g. `validator{i}`, the containers' names).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub peer_host: String,
+    /// Succeed without change when the directory already holds a whole localnet
+    /// (for a container that initializes a volume once).
+    #[arg(long)]
+    pub if_missing: bool,
 }
 
 /// Arguments of `localnet start`.
@@ -93,6 +105,13 @@ pub struct LocalnetStartArgs {
 /// Runs a localnet command.
 pub fn run(command: LocalnetCommand) -> Result<()> {
     match command {
+        LocalnetCommand::Init(args) if args.if_missing && is_initialized(&args)? => {
+            println!(
+                "{} already holds a localnet; kept as it is",
+                args.dir.display()
+            );
+            Ok(())
+        }
         LocalnetCommand::Init(args) => {
             let created = !args.dir.exists();
             let homes = init(&args).inspect_err(|_| {
@@ -105,6 +124,23 @@ pub fn run(command: LocalnetCommand) -> Result<()> {
             Ok(())
         }
         LocalnetCommand::Start(args) => start(&args),
+    }
+}
+
+/// Whether every home of the localnet `args` describes exists; an error when
+/// only some do.
+fn is_initialized(args: &LocalnetInitArgs) -> Result<bool> {
+    let present = (0..args.validators)
+        .filter(|&i| node_home(&args.dir, i).join(CONFIG_FILE).exists())
+        .count();
+    match present {
+        0 => Ok(false),
+        n if n == usize::from(args.validators) => Ok(true),
+        n => bail!(
+            "{} holds {n} of {} homes: a half-made localnet; remove it to start over",
+            args.dir.display(),
+            args.validators
+        ),
     }
 }
 
@@ -173,7 +209,10 @@ pub fn init(args: &LocalnetInitArgs) -> Result<Vec<PathBuf>> {
             .zip(&ports)
             .enumerate()
             .filter(|(other, _)| *other != index)
-            .map(|(_, (validator, ports))| format!("{}@127.0.0.1:{}", validator.node_id, ports.p2p))
+            .map(|(other, (validator, ports))| {
+                let host = args.peer_host.replace("{i}", &other.to_string());
+                format!("{}@{host}:{}", validator.node_id, ports.p2p)
+            })
             .collect();
         configure_node(args, index, home, &ports[index], &peers)?;
     }
@@ -222,6 +261,7 @@ fn configure_node(
     ports: &Ports,
     peers: &[String],
 ) -> Result<()> {
+    let listen = &args.listen_address;
     init::configure_cometbft(
         &home.join(init::COMETBFT_DIR),
         &CometbftSettings {
@@ -239,10 +279,15 @@ fn configure_node(
                     "timeout_propose",
                     format!("\"{TIMEOUT_PROPOSE}\""),
                 ),
+                ("rpc", "laddr", format!("\"tcp://{listen}:{}\"", ports.rpc)),
+                ("p2p", "laddr", format!("\"tcp://{listen}:{}\"", ports.p2p)),
             ],
         },
     )?;
-    init::node_config(&args.chain_id, ports, &args.cometbft_bin).save(home)
+    let mut config = init::node_config(&args.chain_id, ports, &args.cometbft_bin);
+    config.grpc_addr = format!("{listen}:{}", ports.grpc);
+    config.metrics_addr = format!("{listen}:{}", ports.metrics);
+    config.save(home)
 }
 
 /// Reads a CometBFT home's validator key and node id.

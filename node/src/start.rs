@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use clearnode_abci::{AppInfo, ClearnodeApp};
+use clearnode_abci::{AppInfo, ClearnodeApp, SnapshotConfig};
 use clearnode_grpc::GrpcConfig;
 use clearnode_store::Store;
 use tokio::net::TcpListener;
@@ -98,7 +98,11 @@ pub async fn run_node(
         &home.join(&config.cometbft_home),
         &tokio::runtime::Handle::current(),
     )?;
-    let app = app.with_quotes(quotes);
+    let app = app.with_quotes(quotes).with_snapshots(SnapshotConfig {
+        dir: home.join(crate::config::SNAPSHOT_DIR),
+        interval: config.snapshot_interval,
+        keep: config.snapshot_keep,
+    });
     let app_metrics = app.metrics();
 
     let abci = tendermint_abci::ServerBuilder::new(ABCI_READ_BUFFER_BYTES)

@@ -15,11 +15,19 @@ use tendermint_proto::v0_38::abci::{
     ResponseCommit, ResponseExtendVote, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
     ResponsePrepareProposal, ResponseProcessProposal, ResponseQuery, ResponseVerifyVoteExtension,
 };
+use tendermint_proto::v0_38::abci::{
+    RequestApplySnapshotChunk, RequestLoadSnapshotChunk, RequestOfferSnapshot,
+    ResponseApplySnapshotChunk, ResponseListSnapshots, ResponseLoadSnapshotChunk,
+    ResponseOfferSnapshot,
+};
 
 use crate::convert::{self, exec_result, timestamp_parts};
 use crate::mempool;
-use crate::metrics::AppMetrics;
+use crate::metrics::{AppMetrics, Timer};
 use crate::oracle::{self, QuoteSource};
+use crate::snapshot::Restore;
+use crate::snapshot_files::{SnapshotConfig, SnapshotFiles};
+use crate::state_sync;
 
 /// Name and version reported in Info.
 #[derive(Debug, Clone)]
@@ -45,6 +53,10 @@ struct Shared {
     consensus: Mutex<Consensus>,
     /// The mempool's next sequence per signer (lock after `consensus`).
     mempool: Mutex<BTreeMap<Address, u64>>,
+    /// The snapshots this node takes and serves, if any.
+    snapshots: Option<SnapshotFiles>,
+    /// The snapshot being restored by state sync (lock before `consensus`).
+    restoring: Mutex<Option<Restore>>,
 }
 
 /// The ABCI application. Clones share one state (CometBFT opens four
@@ -54,19 +66,19 @@ pub struct ClearnodeApp {
     shared: Arc<Shared>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock aborts the process (see the crate
     // docs), so a poisoned lock is never observed in practice.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Fatal: the node must stop rather than diverge.
-fn fatal(what: impl std::fmt::Display) -> ! {
+pub(crate) fn fatal(what: impl std::fmt::Display) -> ! {
     tracing::error!("fatal: {what}");
     panic!("fatal: {what}")
 }
 
-struct StoreSource<'a>(&'a Store);
+pub(crate) struct StoreSource<'a>(pub(crate) &'a Store);
 
 impl StateSource for StoreSource<'_> {
     type Error = StoreError;
@@ -94,6 +106,7 @@ impl ClearnodeApp {
     /// committed block if there is one.
     pub fn new(store: Store, info: AppInfo) -> Result<Self, StartError> {
         let mut consensus = Consensus::default();
+        let metrics = Arc::new(AppMetrics::default());
         if let Some(committed) = store.latest()? {
             if committed.version > 0 {
                 let engine = Engine::load(&StoreSource(&store))?;
@@ -102,17 +115,20 @@ impl ClearnodeApp {
                     app_hash = hex::encode_upper(committed.root_hash),
                     "loaded committed state"
                 );
+                metrics.observe_state(engine.state());
                 consensus.engine = Some(engine);
             }
         }
         Ok(Self {
             shared: Arc::new(Shared {
-                metrics: Arc::new(AppMetrics::default()),
+                metrics,
                 quotes: Arc::new(|_| Vec::new()),
                 store,
                 info,
                 consensus: Mutex::new(consensus),
                 mempool: Mutex::new(BTreeMap::new()),
+                snapshots: None,
+                restoring: Mutex::new(None),
             }),
         })
     }
@@ -124,6 +140,18 @@ impl ClearnodeApp {
             Arc::try_unwrap(self.shared).unwrap_or_else(|_| fatal("with_quotes on a shared app"));
         Self {
             shared: Arc::new(Shared { quotes, ..shared }),
+        }
+    }
+
+    /// Takes a state-sync snapshot every `config.interval` heights and serves them to peers.
+    pub fn with_snapshots(self, config: SnapshotConfig) -> Self {
+        let shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| fatal("with_snapshots on a shared app"));
+        Self {
+            shared: Arc::new(Shared {
+                snapshots: Some(SnapshotFiles::new(config)),
+                ..shared
+            }),
         }
     }
 
@@ -244,6 +272,7 @@ impl Application for ClearnodeApp {
     }
 
     fn finalize_block(&self, request: RequestFinalizeBlock) -> ResponseFinalizeBlock {
+        let timer = Timer::start();
         let mut consensus = lock(&self.shared.consensus);
         let height = u64::try_from(request.height).unwrap_or_else(|e| fatal(e));
         let (time_seconds, time_nanos) = timestamp_parts(request.time.as_ref());
@@ -269,10 +298,12 @@ impl Application for ClearnodeApp {
         for tx in txs {
             let outcome = engine.deliver_tx(tx).unwrap_or_else(|e| fatal(e));
             AppMetrics::count(&self.shared.metrics.block_results, outcome.code.number());
+            self.shared.metrics.count_events(&outcome.events);
             tx_results.push(exec_result(outcome));
         }
         let clearnode_engine::BlockOutput { writes, events } =
             engine.end_block().unwrap_or_else(|e| fatal(e));
+        self.shared.metrics.count_events(&events);
         let prepared = self
             .shared
             .store
@@ -281,6 +312,7 @@ impl Application for ClearnodeApp {
         let app_hash = prepared.root_hash();
         consensus.pending = Some(prepared);
         tracing::debug!(height, txs = request.txs.len(), "finalized block");
+        timer.stop(&self.shared.metrics.finalize_block_latency);
         ResponseFinalizeBlock {
             events: events.into_iter().map(crate::convert::event).collect(),
             tx_results,
@@ -291,6 +323,7 @@ impl Application for ClearnodeApp {
     }
 
     fn commit(&self) -> ResponseCommit {
+        let timer = Timer::start();
         let mut consensus = lock(&self.shared.consensus);
         let prepared = consensus
             .pending
@@ -304,6 +337,13 @@ impl Application for ClearnodeApp {
         // The mempool is rechecked against the new state from scratch.
         lock(&self.shared.mempool).clear();
         self.shared.metrics.committed(committed.version);
+        if let Some(engine) = &consensus.engine {
+            self.shared.metrics.observe_state(engine.state());
+        }
+        timer.stop(&self.shared.metrics.commit_latency);
+        if let Some(snapshots) = &self.shared.snapshots {
+            snapshots.after_commit(&self.shared.store, committed.version);
+        }
         tracing::info!(
             height = committed.version,
             app_hash = hex::encode_upper(committed.root_hash),
@@ -325,5 +365,44 @@ impl Application for ClearnodeApp {
 
     fn query(&self, request: RequestQuery) -> ResponseQuery {
         crate::query::answer(&self.shared.store, request)
+    }
+
+    fn list_snapshots(&self) -> ResponseListSnapshots {
+        ResponseListSnapshots {
+            snapshots: self
+                .shared
+                .snapshots
+                .as_ref()
+                .map(SnapshotFiles::list)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn load_snapshot_chunk(&self, request: RequestLoadSnapshotChunk) -> ResponseLoadSnapshotChunk {
+        let chunk = self
+            .shared
+            .snapshots
+            .as_ref()
+            .map(|files| files.chunk(request.height, request.format, request.chunk));
+        ResponseLoadSnapshotChunk {
+            chunk: chunk.unwrap_or_default().into(),
+        }
+    }
+
+    fn offer_snapshot(&self, request: RequestOfferSnapshot) -> ResponseOfferSnapshot {
+        state_sync::offer(&self.shared.store, &self.shared.restoring, &request)
+    }
+
+    fn apply_snapshot_chunk(
+        &self,
+        request: RequestApplySnapshotChunk,
+    ) -> ResponseApplySnapshotChunk {
+        let outcome = state_sync::apply(&self.shared.store, &self.shared.restoring, request);
+        if let Some(engine) = outcome.engine {
+            self.shared.metrics.observe_state(engine.state());
+            lock(&self.shared.consensus).engine = Some(engine);
+            self.shared.metrics.committed(outcome.height);
+        }
+        outcome.response
     }
 }

@@ -77,7 +77,11 @@ pub(crate) fn apply_contribution(
     for asset in account.collateral.keys() {
         index(&mut indexes.asset_holders, asset, address, direction);
     }
-    if let Some(ratio) = margin_ratio_ppm(&account.risk) {
+    // The backstop's book is the fund's, not an account's: it has open
+    // interest but no health, no equity of its own and no place in the
+    // liquidation queue.
+    let backstop = crate::backstop::is_backstop(&address);
+    if let Some(ratio) = margin_ratio_ppm(&account.risk).filter(|_| !backstop) {
         match direction {
             Direction::Add => indexes.by_risk.insert((ratio, address)),
             Direction::Remove => indexes.by_risk.remove(&(ratio, address)),
@@ -110,6 +114,9 @@ pub(crate) fn apply_contribution(
             adjust(&mut totals.net_short, net.abs()?, direction)?;
         }
         count(&mut totals.accounts_with_position, direction)?;
+    }
+    if backstop {
+        return Ok(net_by_market.into_keys().cloned().collect());
     }
     let equity = account.risk.equity.max(Money::ZERO);
     system.equity_positive = match direction {

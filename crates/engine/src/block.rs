@@ -103,6 +103,10 @@ pub(crate) struct BlockContext {
     pub(crate) open_interest: BTreeMap<MarketId, (Quantity, Quantity)>,
     /// Deposits less withdrawals in this block, per asset.
     pub(crate) flows: BTreeMap<AssetId, Quantity>,
+    /// Venues whose acknowledgement state changed.
+    pub(crate) dirty_venues: BTreeSet<VenueId>,
+    /// Bad debt the insurance fund paid in this block, per market (its cap).
+    pub(crate) fund_paid_by_market: BTreeMap<MarketId, Money>,
 }
 
 /// What a touched account held before the block.
@@ -282,13 +286,14 @@ impl Engine {
     /// Ends the block: recomputes touched accounts, aggregates, checks
     /// conservation and returns the writes.
     pub fn end_block(&mut self) -> Result<BlockOutput, EngineError> {
+        let mut events = Vec::new();
+        self.run_backstop(&mut events)?;
         let mut block = self
             .block
             .take()
             .ok_or_else(|| EngineError::Lifecycle("end_block outside a block".into()))?;
         let height = block.header.height;
         let mut writes: Vec<Write> = Vec::new();
-        let mut events = Vec::new();
         let mut dirty_markets = block.dirty_markets.clone();
         self.check_conservation(&block)?;
         for address in block.touched.keys() {
@@ -310,6 +315,15 @@ impl Engine {
         }
         self.health_instructions(&mut block);
         let status_changed = self.run_ladder(&mut block, &mut events)?;
+        self.track_acknowledgements(&mut block, &mut events);
+        for id in &block.dirty_venues {
+            if let Some(venue) = self.state.venues.get(id) {
+                writes.push((
+                    keys::venue(id),
+                    Some(codec::venue_to_pb(venue).encode_to_vec()),
+                ));
+            }
+        }
         let written: BTreeSet<&Address> =
             block.touched.keys().chain(status_changed.iter()).collect();
         for address in written {
@@ -435,7 +449,10 @@ impl Engine {
                 continue;
             };
             let now = account.risk.health;
-            if now == before.health || account.positions.is_empty() {
+            if now == before.health
+                || account.positions.is_empty()
+                || crate::backstop::is_backstop(address)
+            {
                 continue;
             }
             let kind = match now {

@@ -83,8 +83,10 @@ pub fn params_to_pb(params: &Params) -> Result<pb::RiskParams, DecodeError> {
             fee_per_block_ppm: ppm("params", l.fee_per_block)?,
             fee_max_ppm: ppm("params", l.fee_max)?,
             liquidator_share_ppm: ppm("params", l.liquidator_share)?,
+            adl_profit_share_max_ppm: ppm("params", l.adl_profit_share_max)?,
         }),
         insurance_fund_initial: params.insurance_fund_initial.to_string(),
+        instruction_ack_blocks: params.instruction_ack_blocks,
     })
 }
 
@@ -107,8 +109,10 @@ pub fn params_from_pb(value: pb::RiskParams) -> Result<Params, DecodeError> {
             fee_per_block: ratio(l.fee_per_block_ppm),
             fee_max: ratio(l.fee_max_ppm),
             liquidator_share: ratio(l.liquidator_share_ppm),
+            adl_profit_share_max: ratio(l.adl_profit_share_max_ppm),
         },
         insurance_fund_initial: parse("params", &value.insurance_fund_initial)?,
+        instruction_ack_blocks: value.instruction_ack_blocks,
     })
 }
 
@@ -169,6 +173,8 @@ pub fn fund_to_pb(fund: &InsuranceFund) -> pb::InsuranceFund {
         balance: fund.balance.to_string(),
         inflows: fund.inflows.to_string(),
         payouts: fund.payouts.to_string(),
+        adl_collected: fund.adl_collected.to_string(),
+        bad_debt_unresolved: fund.bad_debt_unresolved.to_string(),
     }
 }
 
@@ -178,6 +184,8 @@ pub fn fund_from_pb(value: pb::InsuranceFund) -> Result<InsuranceFund, DecodeErr
         balance: parse("fund", &value.balance)?,
         inflows: parse("fund", &value.inflows)?,
         payouts: parse("fund", &value.payouts)?,
+        adl_collected: parse("fund", &value.adl_collected)?,
+        bad_debt_unresolved: parse("fund", &value.bad_debt_unresolved)?,
     })
 }
 
@@ -206,6 +214,7 @@ pub fn market_to_pb(market: &Market) -> Result<pb::Market, DecodeError> {
             .map_err(|_| bad("market", "volatility reference out of range"))?,
         margin_phase_in_blocks: market.margin_phase_in_blocks,
         margin_rise_per_block_max_ppm: ppm("market", market.margin_rise_per_block_max)?,
+        insurance_payout_per_block_max: market.insurance_payout_per_block_max.to_string(),
     })
 }
 
@@ -233,6 +242,7 @@ pub fn market_from_pb(value: pb::Market) -> Result<Market, DecodeError> {
         volatility_reference_ppm: i128::from(value.volatility_reference_ppm),
         margin_phase_in_blocks: value.margin_phase_in_blocks,
         margin_rise_per_block_max: ratio(value.margin_rise_per_block_max_ppm),
+        insurance_payout_per_block_max: parse("market", &value.insurance_payout_per_block_max)?,
         margin: MarketMargin {
             target: base,
             current: base,
@@ -299,6 +309,10 @@ pub fn venue_to_pb(venue: &Venue) -> pb::Venue {
         id: venue.id.to_string(),
         public_key: venue.public_key.to_vec(),
         active: venue.active,
+        acknowledged_height: venue.acknowledged_height,
+        unacknowledged_since: venue.unacknowledged_since,
+        last_instruction_height: venue.last_instruction_height,
+        delinquent: venue.delinquent,
     }
 }
 
@@ -308,6 +322,10 @@ pub fn venue_from_pb(value: pb::Venue) -> Result<Venue, DecodeError> {
         id: parse("venue", &value.id)?,
         public_key: key32("venue", &value.public_key)?,
         active: value.active,
+        acknowledged_height: value.acknowledged_height,
+        unacknowledged_since: value.unacknowledged_since,
+        last_instruction_height: value.last_instruction_height,
+        delinquent: value.delinquent,
     })
 }
 

@@ -33,6 +33,7 @@ fn liquidation_params(l: &GenesisLiquidation) -> LiquidationParams {
         fee_per_block: ppm(l.fee_per_block_ppm),
         fee_max: ppm(l.fee_max_ppm),
         liquidator_share: ppm(l.liquidator_share_ppm),
+        adl_profit_share_max: ppm(l.adl_profit_share_max_ppm),
     }
 }
 
@@ -57,6 +58,7 @@ impl Engine {
                 position_size_max: genesis.params.position_size_max,
                 liquidation: liquidation_params(&genesis.params.liquidation),
                 insurance_fund_initial: genesis.params.insurance_fund_initial,
+                instruction_ack_blocks: genesis.params.instruction_ack_blocks,
             },
             custodian: parse_public_key(&genesis.custodian.public_key)?,
             markets: BTreeMap::new(),
@@ -96,6 +98,7 @@ impl Engine {
                 volatility_reference_ppm: i128::from(m.volatility_reference_ppm),
                 margin_phase_in_blocks: m.margin_phase_in_blocks,
                 margin_rise_per_block_max: ppm(m.margin_rise_per_block_max_ppm),
+                insurance_payout_per_block_max: m.insurance_payout_per_block_max,
                 margin: MarketMargin {
                     target: base,
                     current: base,
@@ -120,6 +123,10 @@ impl Engine {
                 id: v.id.clone(),
                 public_key: parse_public_key(&v.public_key)?,
                 active: v.active,
+                acknowledged_height: 0,
+                unacknowledged_since: 0,
+                last_instruction_height: 0,
+                delinquent: false,
             };
             state.venues.insert(v.id.clone(), venue);
             state.venue_settlements.insert(v.id.clone(), Money::ZERO);

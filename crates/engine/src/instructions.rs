@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use clearnode_num::{Price, Quantity};
+use clearnode_num::{Money, Price, Quantity};
 use clearnode_proto::state::v1 as pb;
 use clearnode_types::{Address, MarketId, VenueId};
 use prost::Message;
@@ -25,6 +25,7 @@ pub(crate) struct Instruction {
     pub(crate) side: i32,
     pub(crate) deadline_height: u64,
     pub(crate) counterparty: Option<Address>,
+    pub(crate) amount: Option<Money>,
 }
 
 impl Instruction {
@@ -39,6 +40,7 @@ impl Instruction {
             side: 0,
             deadline_height: 0,
             counterparty: None,
+            amount: None,
         }
     }
 }
@@ -65,6 +67,7 @@ pub(crate) fn writes(height: u64, instructions: Vec<Instruction>) -> Vec<Write> 
                     .counterparty
                     .map(|c| c.as_bytes().to_vec())
                     .unwrap_or_default(),
+                amount: i.amount.map(|a| a.to_string()).unwrap_or_default(),
             };
             let key = keys::instruction(&i.venue, height, *index);
             *index += 1;

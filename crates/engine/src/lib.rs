@@ -16,7 +16,9 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
 
+mod acknowledgements;
 mod aggregates;
+mod backstop;
 mod block;
 pub mod codec;
 mod exec;
@@ -31,6 +33,7 @@ pub mod state;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use backstop::BACKSTOP;
 pub use block::{BlockHeader, BlockOutput, Engine, Event, TxOutcome, Write};
 pub use load::{KeyValue, LoadError, StateSource};
 pub use prices::{PriceTarget, PriceUpdate};

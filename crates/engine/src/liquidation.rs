@@ -8,8 +8,10 @@
 //! fraction, scaled by how far under water the account is (dYdX's fillable
 //! price). Registered liquidators take orders over with `TakeOverPosition`;
 //! orders are refreshed every block, so at most the offered fraction goes per
-//! block. Accounts that recover lose their orders. Orders carry a deadline
-//! for the insurance fund's backstop.
+//! block. Accounts that recover lose their orders. Orders carry the
+//! account's deadline (`liquidating_since + deadline_blocks`), when the
+//! insurance fund's backstop takes over what is left (`backstop`); a
+//! bankrupt account goes to the backstop at once.
 
 use std::collections::BTreeSet;
 
@@ -174,6 +176,7 @@ impl Engine {
             .liquidation_orders
             .keys()
             .map(|key| key.0)
+            .filter(|address| !crate::backstop::is_backstop(address))
             .collect();
         for address in with_orders {
             let still = self
@@ -237,24 +240,79 @@ impl Engine {
                     side,
                 ));
             }
-            // Orders for positions that no longer exist go.
-            let stale: Vec<OrderKey> = self
+            self.post_orders(address, wanted, block, events);
+        }
+        self.offer_backstop_book(block, events)?;
+        Ok(changed)
+    }
+
+    /// The backstop's positions, offered whole to liquidators every block at
+    /// the widest band and without a deadline.
+    fn offer_backstop_book(
+        &mut self,
+        block: &mut BlockContext,
+        events: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
+        let params = self.state.params.liquidation.clone();
+        let Some(book) = self.state.accounts.get(&crate::backstop::BACKSTOP) else {
+            return Ok(());
+        };
+        let mut wanted = Vec::with_capacity(book.positions.len());
+        for ((market_id, venue), position) in &book.positions {
+            let market = self
                 .state
-                .liquidation_orders
-                .range((address, min_market(), min_venue())..)
-                .take_while(|(key, _)| key.0 == address)
-                .map(|(key, _)| key.clone())
-                .filter(|key| !wanted.iter().any(|(k, ..)| k == key))
-                .collect();
-            for key in stale {
-                self.state.liquidation_orders.remove(&key);
-                block.dirty_orders.insert(key);
-            }
+                .markets
+                .get(market_id)
+                .ok_or_else(|| invariant(format!("backstop holds unlisted {market_id}")))?;
+            let (_, limit_price, side) =
+                order_for(market, position, Ratio::ONE, &params).map_err(invariant)?;
+            let quantity = position.size.abs().map_err(invariant)?;
+            wanted.push((
+                (crate::backstop::BACKSTOP, market_id.clone(), venue.clone()),
+                quantity,
+                limit_price,
+                side,
+            ));
+        }
+        self.post_orders(crate::backstop::BACKSTOP, wanted, block, events);
+        Ok(())
+    }
+
+    /// Posts or refreshes orders; an existing order keeps its posting
+    /// height and deadline (none for the backstop's book).
+    fn post_orders(
+        &mut self,
+        address: Address,
+        wanted: Vec<(OrderKey, Quantity, Price, i32)>,
+        block: &mut BlockContext,
+        events: &mut Vec<Event>,
+    ) {
+        let height = block.header.height;
+        // The account's deadline: the backstop takes it over then.
+        let deadline = match self.state.accounts.get(&address) {
+            Some(account) if !crate::backstop::is_backstop(&address) => account
+                .liquidating_since
+                .saturating_add(u64::from(self.state.params.liquidation.deadline_blocks)),
+            _ => 0,
+        };
+        // Orders for positions that no longer exist go.
+        let stale: Vec<OrderKey> = self
+            .state
+            .liquidation_orders
+            .range((address, min_market(), min_venue())..)
+            .take_while(|(key, _)| key.0 == address)
+            .map(|(key, _)| key.clone())
+            .filter(|key| !wanted.iter().any(|(k, ..)| k == key))
+            .collect();
+        for key in stale {
+            self.state.liquidation_orders.remove(&key);
+            block.dirty_orders.insert(key);
+        }
+        {
             for (key, quantity, limit_price, side) in wanted {
                 let previous = self.state.liquidation_orders.get(&key);
-                let (posted_height, deadline_height) = previous
-                    .map(|o| (o.posted_height, o.deadline_height))
-                    .unwrap_or((height, height + u64::from(params.deadline_blocks)));
+                let posted_height = previous.map_or(height, |o| o.posted_height);
+                let deadline_height = deadline;
                 let order = LiquidationOrder {
                     quantity,
                     limit_price,
@@ -286,7 +344,6 @@ impl Engine {
                 }
             }
         }
-        Ok(changed)
     }
 
     fn cancel_orders(

@@ -32,6 +32,8 @@ pub struct Params {
     pub liquidation: LiquidationParams,
     /// What the insurance fund started with: the settlement ledger's total.
     pub insurance_fund_initial: Money,
+    /// Blocks a venue has to acknowledge an instruction that needs action.
+    pub instruction_ack_blocks: u32,
 }
 
 /// The liquidation ladder's parameters.
@@ -57,6 +59,9 @@ pub struct LiquidationParams {
     pub fee_max: Ratio,
     /// The liquidator's share of the penalty.
     pub liquidator_share: Ratio,
+    /// Most of an account's unrealized profit in a market one
+    /// auto-deleveraging may take.
+    pub adl_profit_share_max: Ratio,
 }
 
 /// A position offered to liquidators.
@@ -86,6 +91,10 @@ pub struct InsuranceFund {
     pub inflows: Money,
     /// Bad debt paid since genesis.
     pub payouts: Money,
+    /// Bad debt collected from auto-deleveraged accounts since genesis.
+    pub adl_collected: Money,
+    /// Bad debt neither the fund nor auto-deleveraging covered.
+    pub bad_debt_unresolved: Money,
 }
 
 /// A listed market: parameters, mark price and margin regime.
@@ -115,6 +124,8 @@ pub struct Market {
     pub margin_phase_in_blocks: u32,
     /// Most the current fraction may rise per block.
     pub margin_rise_per_block_max: Ratio,
+    /// Most the insurance fund pays per block for bad debt in this market.
+    pub insurance_payout_per_block_max: Money,
     /// The margin regime as of the current block.
     pub margin: MarketMargin,
 }
@@ -139,6 +150,15 @@ pub struct Venue {
     pub public_key: [u8; 32],
     /// May report.
     pub active: bool,
+    /// Instructions acknowledged up to and including this height.
+    pub acknowledged_height: u64,
+    /// Height from which unacknowledged instructions count toward the
+    /// deadline (0: none pending).
+    pub unacknowledged_since: u64,
+    /// Last height with an instruction that needs acknowledging.
+    pub last_instruction_height: u64,
+    /// Left instructions unacknowledged past the deadline.
+    pub delinquent: bool,
 }
 
 /// One position of an account in one market on one venue.

@@ -56,6 +56,7 @@ pub fn genesis() -> Genesis {
         volatility_reference_ppm: 1_000_000,
         margin_phase_in_blocks: 10,
         margin_rise_per_block_max_ppm: 20_000,
+        insurance_payout_per_block_max: Money::from_units(500_000),
     };
     Genesis {
         markets: vec![
@@ -92,6 +93,7 @@ pub fn genesis() -> Genesis {
             report_entries_max: 500,
             position_size_max: "100000".parse().unwrap_or_else(|_| unreachable!("fixture")),
             insurance_fund_initial: Money::from_units(1_000_000),
+            instruction_ack_blocks: 20,
             liquidation: GenesisLiquidation {
                 fraction_per_block_ppm: 200_000,
                 min_notional: Money::from_units(1_000),
@@ -103,6 +105,7 @@ pub fn genesis() -> Genesis {
                 fee_per_block_ppm: 500,
                 fee_max_ppm: 15_000,
                 liquidator_share_ppm: 500_000,
+                adl_profit_share_max_ppm: 500_000,
             },
         },
     }

@@ -256,7 +256,7 @@ fn assert_reached_the_interesting_parts(tally: &Tally) {
         ("liquidation orders", tally.orders_posted, 100),
         ("cancelled orders", tally.orders_cancelled, 20),
         ("takeovers", tally.takeovers, 100),
-        ("blocks with a full ladder", tally.ladder_full_blocks, 10),
+        ("blocks with a full ladder", tally.ladder_full_blocks, 3),
         (
             "market-blocks phasing in",
             tally.phase_in_market_blocks,
@@ -268,6 +268,9 @@ fn assert_reached_the_interesting_parts(tally: &Tally) {
             100,
         ),
         ("bankrupt account-blocks", tally.bankrupt_account_blocks, 10),
+        ("backstop takeovers", tally.backstops, 50),
+        ("ADL reductions", tally.adl_reductions, 20),
+        ("stale book legs unwound", tally.book_unwinds, 10),
     ];
     for (what, count, least) in reached {
         assert!(count >= least, "only {count} {what}: {tally:?}");
@@ -290,6 +293,8 @@ fn assert_reached_the_interesting_parts(tally: &Tally) {
         ("report", 204),
         ("report", 205),
         ("report", 206),
+        ("report", 207),
+        ("report", 208),
         ("report", 301),
         ("report", 306),
         ("report", 308),

@@ -20,10 +20,17 @@ pub struct BlockMetrics {
     pub prices: Vec<i128>,
     /// Sum of all accounts' equity.
     pub total_equity: Money,
-    /// Sum of negative equity: losses no collateral covers.
+    /// Sum of negative equity still open: losses no collateral covers that
+    /// the backstop has not resolved yet.
     pub bad_debt: Money,
     /// The insurance fund's balance.
     pub fund_balance: Money,
+    /// Bad debt the fund paid, since the start.
+    pub fund_payouts: Money,
+    /// Bad debt collected by auto-deleveraging, since the start.
+    pub adl_collected: Money,
+    /// Bad debt neither the fund nor ADL covered, since the start.
+    pub bad_debt_unresolved: Money,
     /// Liquidation orders open after the block.
     pub open_orders: usize,
     /// Takeovers this block.
@@ -52,7 +59,13 @@ impl BlockMetrics {
         let mut total_equity = Money::ZERO;
         let mut bad_debt = Money::ZERO;
         let (mut margin_call, mut liquidating, mut bankrupt) = (0, 0, 0);
-        for account in state.accounts.values() {
+        // The backstop's book is the fund's, shown by the fund's figures.
+        let accounts = state
+            .accounts
+            .iter()
+            .filter(|(address, _)| **address != clearnode_engine::BACKSTOP)
+            .map(|(_, account)| account);
+        for account in accounts {
             let equity = account.risk.equity;
             total_equity = total_equity.checked_add(equity).unwrap_or(total_equity);
             if equity.is_negative() {
@@ -71,6 +84,9 @@ impl BlockMetrics {
             total_equity,
             bad_debt,
             fund_balance: state.insurance_fund.balance,
+            fund_payouts: state.insurance_fund.payouts,
+            adl_collected: state.insurance_fund.adl_collected,
+            bad_debt_unresolved: state.insurance_fund.bad_debt_unresolved,
             open_orders: state.liquidation_orders.len(),
             takeovers,
             taken_notional,
@@ -135,9 +151,37 @@ impl SimReport {
             .unwrap_or_default()
     }
 
-    /// Bad debt left at the end.
+    /// Bad debt left open at the end.
     pub fn bad_debt_final(&self) -> Money {
         self.blocks.last().map(|b| b.bad_debt).unwrap_or_default()
+    }
+
+    fn last(&self, f: fn(&BlockMetrics) -> Money) -> Money {
+        self.blocks.last().map(f).unwrap_or_default()
+    }
+
+    /// Bad debt the fund paid over the run.
+    pub fn fund_payouts(&self) -> Money {
+        self.last(|b| b.fund_payouts)
+    }
+
+    /// Bad debt ADL collected over the run.
+    pub fn adl_collected(&self) -> Money {
+        self.last(|b| b.adl_collected)
+    }
+
+    /// The exact shortfall: bad debt the fund did not pay.
+    pub fn shortfall(&self) -> Money {
+        self.adl_collected()
+            .checked_add(self.last(|b| b.bad_debt_unresolved))
+            .unwrap_or_default()
+    }
+
+    /// Bad debt realized at the backstop over the run (fund + ADL + unresolved).
+    pub fn bad_debt_realized(&self) -> Money {
+        self.fund_payouts()
+            .checked_add(self.shortfall())
+            .unwrap_or_default()
     }
 
     /// How far the fund fell below its start, at worst.
@@ -190,12 +234,16 @@ impl SimReport {
                 ),
             ),
             (
-                "bad debt, worst block (USD)",
-                self.bad_debt_max().to_string(),
+                "bad debt realized at the backstop (USD)",
+                self.bad_debt_realized().to_string(),
             ),
             (
-                "bad debt at the end (USD)",
-                self.bad_debt_final().to_string(),
+                "bad debt paid by the insurance fund (USD)",
+                self.fund_payouts().to_string(),
+            ),
+            (
+                "open bad debt, worst block -> end (USD)",
+                format!("{} -> {}", self.bad_debt_max(), self.bad_debt_final()),
             ),
             (
                 "insurance fund start -> end (USD)",
@@ -212,10 +260,14 @@ impl SimReport {
             ),
             (
                 "ADL volume vs exact shortfall (USD)",
-                format!(
-                    "0 vs {} (the backstop and ADL are not built yet)",
-                    self.bad_debt_final()
-                ),
+                format!("{} vs {}", self.adl_collected(), self.shortfall()),
+            ),
+            (
+                "unresolved: no profitable opposite position left (USD)",
+                self.shortfall()
+                    .checked_sub(self.adl_collected())
+                    .unwrap_or_default()
+                    .to_string(),
             ),
             (
                 "accounts with no position that paid",
@@ -238,15 +290,17 @@ impl SimReport {
             self.summary_table()
         );
         md.push_str("\n![prices](prices.svg)\n![equity and bad debt](equity.svg)\n![insurance fund](fund.svg)\n![liquidations](liquidations.svg)\n\n");
-        md.push_str("| step | total equity | bad debt | fund | open orders | takeovers | taken notional | margin call | liquidating | bankrupt |\n|---|---|---|---|---|---|---|---|---|---|\n");
-        let mut csv = String::from("step,total_equity,bad_debt,fund_balance,open_orders,takeovers,taken_notional,margin_call,liquidating,bankrupt,withdrawn\n");
+        md.push_str("| step | total equity | open bad debt | fund | fund paid | ADL collected | open orders | takeovers | taken notional | margin call | liquidating | bankrupt |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        let mut csv = String::from("step,total_equity,bad_debt,fund_balance,fund_payouts,adl_collected,bad_debt_unresolved,open_orders,takeovers,taken_notional,margin_call,liquidating,bankrupt,withdrawn\n");
         for b in &self.blocks {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 b.step,
                 b.total_equity,
                 b.bad_debt,
                 b.fund_balance,
+                b.fund_payouts,
+                b.adl_collected,
                 b.open_orders,
                 b.takeovers,
                 b.taken_notional,
@@ -255,11 +309,14 @@ impl SimReport {
                 b.bankrupt
             ));
             csv.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 b.step,
                 b.total_equity,
                 b.bad_debt,
                 b.fund_balance,
+                b.fund_payouts,
+                b.adl_collected,
+                b.bad_debt_unresolved,
                 b.open_orders,
                 b.takeovers,
                 b.taken_notional,
@@ -308,13 +365,23 @@ impl SimReport {
             dir.join("equity.svg"),
             line_chart("Equity and bad debt (USD)", &equity),
         )?;
-        let fund = [Series {
-            name: "insurance fund (USD)".into(),
-            values: scale(money(|b| b.fund_balance)),
-        }];
+        let fund = [
+            Series {
+                name: "insurance fund (USD)".into(),
+                values: scale(money(|b| b.fund_balance)),
+            },
+            Series {
+                name: "bad debt paid by the fund, cumulative (USD)".into(),
+                values: scale(money(|b| b.fund_payouts)),
+            },
+            Series {
+                name: "ADL volume, cumulative (USD)".into(),
+                values: scale(money(|b| b.adl_collected)),
+            },
+        ];
         std::fs::write(
             dir.join("fund.svg"),
-            line_chart("Insurance fund (USD)", &fund),
+            line_chart("Insurance fund, bad debt paid and ADL volume (USD)", &fund),
         )?;
         let liquidations = [
             Series {

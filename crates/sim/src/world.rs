@@ -58,6 +58,7 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
                 volatility_reference_ppm: 20_000,
                 margin_phase_in_blocks: 10,
                 margin_rise_per_block_max_ppm: 20_000,
+                insurance_payout_per_block_max: Money::from_units(250_000),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -84,6 +85,7 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
             report_entries_max: 1_000,
             position_size_max: Quantity::from_units(100_000_000),
             insurance_fund_initial: Money::from_units(500_000),
+            instruction_ack_blocks: 20,
             liquidation: GenesisLiquidation {
                 fraction_per_block_ppm: 200_000,
                 min_notional: Money::from_units(1_000),
@@ -95,6 +97,7 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
                 fee_per_block_ppm: 500,
                 fee_max_ppm: 15_000,
                 liquidator_share_ppm: 500_000,
+                adl_profit_share_max_ppm: 1_000_000,
             },
         },
     })

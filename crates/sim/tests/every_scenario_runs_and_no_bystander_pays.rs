@@ -28,7 +28,18 @@ fn every_scenario_runs_and_no_bystander_pays() {
                 "the crash reached no liquidation: {}",
                 report.summary_table()
             );
+            assert!(
+                report.bad_debt_realized().is_positive(),
+                "the crash reached no backstop: {}",
+                report.summary_table()
+            );
         }
+        // ADL never collects more than the shortfall the fund left.
+        assert!(
+            report.adl_collected() <= report.shortfall(),
+            "{scenario}: {}",
+            report.summary_table()
+        );
         let dir = tempfile::tempdir().unwrap();
         report.write_to(dir.path()).unwrap();
         for file in [

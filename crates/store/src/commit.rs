@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use jmt::storage::TreeUpdateBatch;
+use jmt::storage::{TreeReader, TreeUpdateBatch};
 use jmt::KeyHash;
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use sha2::Sha256;
@@ -69,22 +69,6 @@ impl Store {
                 latest: latest.map(|c| c.version),
             });
         }
-        let mut deduped: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for (key, value) in writes {
-            if key.is_empty() {
-                return Err(StoreError::EmptyKey);
-            }
-            deduped.insert(key, value);
-        }
-        let mut value_set: BTreeMap<KeyHash, Option<Vec<u8>>> = BTreeMap::new();
-        let mut preimages = Vec::new();
-        for (key, value) in &deduped {
-            let key_hash = KeyHash::with::<Sha256>(key);
-            if value.is_some() {
-                preimages.push((key_hash.0, key.clone()));
-            }
-            value_set.insert(key_hash, value.as_deref().map(keys::leaf_value));
-        }
         // Version 0 is always computed from nothing: jmt starts genesis from an empty root, and
         // hiding an older genesis on disk keeps stale version-0 data out of the computation.
         let reader = if version == 0 {
@@ -92,20 +76,8 @@ impl Store {
         } else {
             reader
         };
-        let tree = jmt::JellyfishMerkleTree::<_, Sha256>::new(&reader);
-        let (root, tree_batch) = tree
-            .put_value_set(value_set, version)
-            .map_err(StoreError::from_tree)?;
-        Ok(PreparedCommit {
-            version,
-            root_hash: root.0,
-            prepared_on: latest,
-            tree_batch,
-            writes: deduped,
-            preimages,
-        })
+        prepare_over(&reader, version, writes, latest)
     }
-
     /// Persists a prepared version in one RocksDB write batch, synced to disk: tree nodes,
     /// versioned values, preimages, the flat latest map and the latest version/root metadata.
     ///
@@ -194,6 +166,44 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Computes `version` as `writes` applied to the tree `reader` shows (its root at `version - 1`,
+/// or an empty tree for version 0); `prepared_on` is what `commit` will expect to be the latest.
+pub(crate) fn prepare_over<R: TreeReader>(
+    reader: &R,
+    version: u64,
+    writes: Vec<Write>,
+    prepared_on: Option<Committed>,
+) -> Result<PreparedCommit, StoreError> {
+    let mut deduped: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    for (key, value) in writes {
+        if key.is_empty() {
+            return Err(StoreError::EmptyKey);
+        }
+        deduped.insert(key, value);
+    }
+    let mut value_set: BTreeMap<KeyHash, Option<Vec<u8>>> = BTreeMap::new();
+    let mut preimages = Vec::new();
+    for (key, value) in &deduped {
+        let key_hash = KeyHash::with::<Sha256>(key);
+        if value.is_some() {
+            preimages.push((key_hash.0, key.clone()));
+        }
+        value_set.insert(key_hash, value.as_deref().map(keys::leaf_value));
+    }
+    let tree = jmt::JellyfishMerkleTree::<_, Sha256>::new(reader);
+    let (root, tree_batch) = tree
+        .put_value_set(value_set, version)
+        .map_err(StoreError::from_tree)?;
+    Ok(PreparedCommit {
+        version,
+        root_hash: root.0,
+        prepared_on,
+        tree_batch,
+        writes: deduped,
+        preimages,
+    })
 }
 
 #[cfg(test)]

@@ -47,6 +47,26 @@ pub enum StoreError {
     #[error("corrupt or foreign store: {0}")]
     Corrupt(String),
 
+    /// A state can only be restored into an empty store.
+    #[error("cannot restore version {version}: the store already holds version {latest}")]
+    NotEmpty {
+        /// The version being restored.
+        version: u64,
+        /// The latest version the store holds.
+        latest: u64,
+    },
+
+    /// Restored state does not hash to the root it was exported with.
+    #[error("restored version {version} has root {actual}, expected {expected}")]
+    RootMismatch {
+        /// The version being restored.
+        version: u64,
+        /// The root the state should have (hex).
+        expected: String,
+        /// The root the restored state has (hex).
+        actual: String,
+    },
+
     /// An internal lock was poisoned by a panicking thread.
     #[error("store lock poisoned")]
     Poisoned,

@@ -24,7 +24,8 @@
 //!   crash leaves either the whole version or none of it.
 //! * Roots are deterministic: they depend only on the sequence of (deduplicated) write sets, not
 //!   on the order of writes within a set, the machine, or timing.
-//! * All versions are kept (no pruning yet).
+//! * All versions are kept (no pruning yet). A store restored from a state-sync snapshot
+//!   ([`Store::restore`]) starts at the snapshot's version: older versions are absent.
 //! * Keys are non-empty byte strings (ics23 non-existence proofs need non-empty keys); values are
 //!   arbitrary byte strings, possibly empty (see the committed value form below).
 //!
@@ -63,6 +64,7 @@ pub mod proof;
 mod proof_bytes;
 pub use proof_bytes::{decode_proof, encode_proof};
 mod reader;
+mod snapshot;
 mod store;
 
 #[cfg(test)]

@@ -21,6 +21,11 @@ impl Address {
         Self(bytes)
     }
 
+    /// Wraps 20 raw bytes (reserved addresses are constants).
+    pub const fn from_bytes(bytes: [u8; ADDRESS_BYTES]) -> Self {
+        Self(bytes)
+    }
+
     /// Wraps raw bytes; `None` unless exactly 20 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; ADDRESS_BYTES]>::try_from(bytes).ok().map(Self)

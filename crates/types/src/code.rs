@@ -48,6 +48,11 @@ pub enum TxCode {
     VenueInactive = 205,
     /// The account has not authorized the reporting venue.
     VenueNotAuthorized = 206,
+    /// The venue left instructions unacknowledged past their deadline; only
+    /// a report acknowledging everything is accepted.
+    VenueDelinquent = 207,
+    /// An acknowledgement of a height not yet committed.
+    AcknowledgementAhead = 208,
     /// The market is not listed.
     UnknownMarket = 301,
     /// The collateral asset is not listed.
@@ -78,7 +83,7 @@ pub enum TxCode {
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 30] = [
+    pub const ALL: [TxCode; 32] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -97,6 +102,8 @@ impl TxCode {
         TxCode::NotVenueSigner,
         TxCode::VenueInactive,
         TxCode::VenueNotAuthorized,
+        TxCode::VenueDelinquent,
+        TxCode::AcknowledgementAhead,
         TxCode::UnknownMarket,
         TxCode::UnknownAsset,
         TxCode::InsufficientCollateral,
@@ -142,6 +149,8 @@ impl TxCode {
             TxCode::NotVenueSigner => "not_venue_signer",
             TxCode::VenueInactive => "venue_inactive",
             TxCode::VenueNotAuthorized => "venue_not_authorized",
+            TxCode::VenueDelinquent => "venue_delinquent",
+            TxCode::AcknowledgementAhead => "acknowledgement_ahead",
             TxCode::UnknownMarket => "unknown_market",
             TxCode::UnknownAsset => "unknown_asset",
             TxCode::InsufficientCollateral => "insufficient_collateral",
@@ -207,6 +216,8 @@ mod tests {
         assert_eq!(TxCode::InvalidSignature.number(), 106);
         assert_eq!(TxCode::WrongSequence.number(), 201);
         assert_eq!(TxCode::VenueNotAuthorized.number(), 206);
+        assert_eq!(TxCode::VenueDelinquent.number(), 207);
+        assert_eq!(TxCode::AcknowledgementAhead.number(), 208);
         assert_eq!(TxCode::UnknownMarket.number(), 301);
         assert_eq!(TxCode::BelowInitialMargin.number(), 304);
     }

@@ -68,6 +68,9 @@ pub struct GenesisMarket {
     pub margin_phase_in_blocks: u32,
     /// Most the fraction applied to existing positions may rise per block, ppm.
     pub margin_rise_per_block_max_ppm: u64,
+    /// Most the insurance fund pays per block for bad debt arising in this
+    /// market (USD); the rest goes to auto-deleveraging.
+    pub insurance_payout_per_block_max: Money,
 }
 
 /// One size tier: from this net notional on, the marginal fraction is higher.
@@ -124,6 +127,9 @@ pub struct GenesisParams {
     pub liquidation: GenesisLiquidation,
     /// What the insurance fund starts with (USD).
     pub insurance_fund_initial: Money,
+    /// Blocks a venue has to acknowledge a liquidation, takeover, backstop
+    /// or ADL instruction before it becomes delinquent.
+    pub instruction_ack_blocks: u32,
 }
 
 /// The liquidation ladder's parameters (see `LiquidationParams` in state.proto).
@@ -150,6 +156,9 @@ pub struct GenesisLiquidation {
     pub fee_max_ppm: u64,
     /// The liquidator's share of the penalty, ppm.
     pub liquidator_share_ppm: u64,
+    /// Most of an account's unrealized profit in a market that one
+    /// auto-deleveraging may take, ppm.
+    pub adl_profit_share_max_ppm: u64,
 }
 
 /// Why a genesis document is refused.
@@ -201,6 +210,9 @@ fn validate_market(m: &GenesisMarket) -> Result<(), GenesisError> {
     }
     if m.margin_phase_in_blocks == 0 || m.margin_rise_per_block_max_ppm == 0 {
         return fail("margin_phase_in_blocks and margin_rise_per_block_max_ppm must be positive");
+    }
+    if m.insurance_payout_per_block_max.is_negative() {
+        return fail("insurance_payout_per_block_max must not be negative");
     }
     Ok(())
 }
@@ -297,11 +309,17 @@ impl Genesis {
             && l.fee_base_ppm <= l.fee_max_ppm
             && l.fee_max_ppm <= PPM_ONE
             && l.liquidator_share_ppm <= PPM_ONE
+            && (1..=PPM_ONE).contains(&l.adl_profit_share_max_ppm)
             && l.spread_to_maintenance_ppm <= 10 * PPM_ONE;
         if !liquidation_ok {
             return Err(GenesisError(format!(
-                "liquidation: fraction in (0, 1e6], min_notional >= 0, accounts per block 1..={LIQUIDATIONS_PER_BLOCK_MAX}, deadline > 0, base <= max <= 1e6, share <= 1e6, spread <= 1e7"
+                "liquidation: fraction in (0, 1e6], min_notional >= 0, accounts per block 1..={LIQUIDATIONS_PER_BLOCK_MAX}, deadline > 0, base <= max <= 1e6, share <= 1e6, spread <= 1e7, ADL profit share in (0, 1e6]"
             )));
+        }
+        if self.params.instruction_ack_blocks == 0 {
+            return Err(GenesisError(
+                "instruction_ack_blocks must be positive".into(),
+            ));
         }
         if self.params.insurance_fund_initial.is_negative() {
             return Err(GenesisError(
@@ -334,17 +352,19 @@ mod tests {
                          "open_interest_lower_cap": "0", "open_interest_upper_cap": "0",
                          "size_tiers": [{"notional_floor": "1000000", "initial_margin_ppm": 100000}],
                          "volatility_decay_ppm": 940000, "volatility_reference_ppm": 5000,
-                         "margin_phase_in_blocks": 10, "margin_rise_per_block_max_ppm": 10000}],
+                         "margin_phase_in_blocks": 10, "margin_rise_per_block_max_ppm": 10000,
+                         "insurance_payout_per_block_max": "100000"}],
             "assets": [{"id": "USDC", "oracle_price": "1", "haircut_ppm": 0}],
             "venues": [{"id": "venue-a", "public_key": key, "active": true}],
             "custodian": {"public_key": key},
             "params": {"report_entries_max": 100, "position_size_max": "1000",
-                       "insurance_fund_initial": "1000000",
+                       "insurance_fund_initial": "1000000", "instruction_ack_blocks": 20,
                        "liquidation": {"fraction_per_block_ppm": 200000, "min_notional": "1000",
                                        "accounts_per_block_max": 50, "deadline_blocks": 10,
                                        "spread_to_maintenance_ppm": 1500000, "fee_base_ppm": 5000,
                                        "fee_convex_ppm": 10000, "fee_per_block_ppm": 500,
-                                       "fee_max_ppm": 15000, "liquidator_share_ppm": 500000}}
+                                       "fee_max_ppm": 15000, "liquidator_share_ppm": 500000,
+                                       "adl_profit_share_max_ppm": 500000}}
         });
         Genesis::from_json(json.to_string().as_bytes()).expect("valid sample")
     }

@@ -109,8 +109,20 @@ impl Signer {
 
     /// A position report (the signer must be the venue's key to succeed).
     pub fn report(&mut self, venue: &str, entries: &[Entry<'_>]) -> Vec<u8> {
+        self.report_acknowledging(venue, entries, 0)
+    }
+
+    /// A position report that also acknowledges the venue's instructions up
+    /// to `acknowledged_height` (no entries: it only acknowledges).
+    pub fn report_acknowledging(
+        &mut self,
+        venue: &str,
+        entries: &[Entry<'_>],
+        acknowledged_height: u64,
+    ) -> Vec<u8> {
         self.sign(pb::tx_body::Action::PositionReport(pb::PositionReport {
             venue_id: venue.into(),
+            acknowledged_height,
             entries: entries
                 .iter()
                 .map(|(account, market, size, price)| pb::PositionEntry {

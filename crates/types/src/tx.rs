@@ -130,8 +130,11 @@ pub struct AuthorizeVenue {
 pub struct PositionReport {
     /// Reporting venue.
     pub venue: VenueId,
-    /// Entries, at most one per (account, market).
+    /// Entries, at most one per (account, market); none when the report
+    /// only acknowledges.
     pub entries: Vec<ReportEntry>,
+    /// Instructions acted on up to and including this height (0: none new).
+    pub acknowledged_height: u64,
 }
 
 /// A checked takeover.
@@ -248,10 +251,13 @@ fn check_action(action: pb::tx_body::Action) -> Result<Action, TxRejection> {
 fn check_report(report: pb::PositionReport) -> Result<PositionReport, TxRejection> {
     let venue = id_field("venue_id", &report.venue_id)?;
     let count = report.entries.len();
-    if count == 0 || count > REPORT_ENTRIES_MAX {
+    let acknowledges = report.acknowledged_height > 0;
+    if (count == 0 && !acknowledges) || count > REPORT_ENTRIES_MAX {
         return Err(reject(
             TxCode::TooManyEntries,
-            format!("a report has 1 to {REPORT_ENTRIES_MAX} entries, got {count}"),
+            format!(
+                "a report has 1 to {REPORT_ENTRIES_MAX} entries (0 if it acknowledges), got {count}"
+            ),
         ));
     }
     let mut seen = BTreeSet::new();
@@ -272,7 +278,11 @@ fn check_report(report: pb::PositionReport) -> Result<PositionReport, TxRejectio
         }
         entries.push(checked);
     }
-    Ok(PositionReport { venue, entries })
+    Ok(PositionReport {
+        venue,
+        entries,
+        acknowledged_height: report.acknowledged_height,
+    })
 }
 
 fn check_entry(entry: pb::PositionEntry) -> Result<ReportEntry, TxRejection> {

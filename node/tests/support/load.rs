@@ -262,9 +262,12 @@ impl Lane {
         while !self.stop.load(Ordering::SeqCst) {
             let sequence = self.tally.next_sequence();
             let entries = self.entries(sequence);
+            // A venue acknowledges its instructions up to what it saw committed.
+            let acknowledged_height = self.tally.committed.last().map_or(0, |c| c.height);
             let action = tx::tx_body::Action::PositionReport(tx::PositionReport {
                 venue_id: self.venue.clone(),
                 entries: entries.clone(),
+                acknowledged_height,
             });
             let bytes = signed(&self.tally.signer, sequence, action);
             let committed = self.resolve(sequence, &bytes).await;
@@ -353,8 +356,9 @@ impl Lane {
                 Attempt::Unknown("accepted, but not reported committed".into())
             }
             // CheckTx of a node whose state is behind (just restarted) or
-            // ahead (the report already committed) sees another sequence.
-            Ok(response) if response.code == 201 => {
+            // ahead (the report already committed) sees another sequence;
+            // one behind has not committed the acknowledged height yet (208).
+            Ok(response) if response.code == 201 || response.code == 208 => {
                 Attempt::Unknown(format!("CheckTx: {}", response.log))
             }
             Ok(response) => panic!(

@@ -174,6 +174,82 @@ impl Localnet {
         &self.nodes[i].home
     }
 
+    /// Node `i`'s CometBFT P2P port.
+    pub fn p2p_port(&self, i: usize) -> u16 {
+        self.nodes[i].port(0)
+    }
+
+    /// Node `i`'s CometBFT node id: the first 20 bytes of the SHA-256 of
+    /// its P2P public key, in hex.
+    pub fn node_id(&self, i: usize) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let bytes = std::fs::read(self.home(i).join("cometbft/config/node_key.json")).unwrap();
+        let file: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(file["priv_key"]["value"].as_str().unwrap())
+            .unwrap();
+        // An ed25519 private key as CometBFT stores it: seed, then public key.
+        let public = &key[32..];
+        hex::encode(&sha2::Sha256::digest(public)[..20])
+    }
+
+    /// Whether the load may send reports to node `i` (a running node the
+    /// test has cut off should not hold up the load).
+    pub fn set_load_target(&self, i: usize, serving: bool) {
+        self.targets.up[i].store(serving, Ordering::SeqCst);
+    }
+
+    /// Sets `key = value` (`value` as TOML source) in `[section]` ("" for the top level) of
+    /// the file at `relative_path` in node `i`'s home; the key must already be there.
+    pub fn edit_config(
+        &self,
+        i: usize,
+        relative_path: &str,
+        section: &str,
+        key: &str,
+        value: &str,
+    ) {
+        let path = self.home(i).join(relative_path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut current = String::new();
+        let mut edited = 0;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                    current = name.to_owned();
+                }
+                if current == section && line.starts_with(&format!("{key} = ")) {
+                    edited += 1;
+                    format!("{key} = {value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        assert_eq!(edited, 1, "{} has no {key} in [{section}]", path.display());
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// The `result` of node `i`'s CometBFT RPC `GET /<path>`.
+    pub async fn rpc_get(&self, i: usize, path: &str) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/{path}", self.nodes[i].port(1));
+        let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        body["result"].clone()
+    }
+
+    /// Node `i`'s Prometheus metrics, as text.
+    pub async fn metrics(&self, i: usize) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.nodes[i].port(4));
+        reqwest::get(&url).await.unwrap().text().await.unwrap()
+    }
+
+    /// Node `i`'s CometBFT RPC address, as `[statesync] rpc_servers` lists it.
+    pub fn rpc_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].port(1))
+    }
+
     /// Clients and RPCs for background tasks.
     pub fn targets(&self) -> Targets {
         self.targets.clone()
@@ -203,8 +279,16 @@ impl Localnet {
     }
 
     /// `clearnode start --home <node i>` in its own process group, logging
-    /// to the home's logs/node.log.
+    /// to the home's logs/node.log; the load may send to it from now on.
     pub fn start(&mut self, i: usize) {
+        self.start_without_load(i);
+        self.targets.up[i].store(true, Ordering::SeqCst);
+    }
+
+    /// Starts node `i` like `start`, but the load leaves it alone until
+    /// `set_load_target(i, true)` (a node still syncing refuses what it
+    /// cannot check yet).
+    pub fn start_without_load(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node{i} is already running");
         let log = std::fs::OpenOptions::new()
@@ -223,7 +307,6 @@ impl Localnet {
             .spawn()
             .unwrap();
         node.child = Some(child);
-        self.targets.up[i].store(true, Ordering::SeqCst);
     }
 
     /// Starts every node that is not running.

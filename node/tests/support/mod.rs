@@ -33,6 +33,7 @@ use tonic::transport::{Channel, Endpoint};
 pub mod devnet;
 pub mod load;
 pub mod localnet;
+pub mod partition;
 
 pub const CHAIN_ID: &str = "clearnode-e2e";
 
@@ -423,6 +424,7 @@ pub fn withdraw(asset: &str, amount: &str) -> tx::tx_body::Action {
 pub fn report(venue: &str, entries: &[(Address, &str, &str, &str)]) -> tx::tx_body::Action {
     tx::tx_body::Action::PositionReport(tx::PositionReport {
         venue_id: venue.into(),
+        acknowledged_height: 0,
         entries: entries
             .iter()
             .map(|(account, market, size, price)| tx::PositionEntry {

@@ -99,6 +99,11 @@ impl Chain {
 
 /// An account with 10,000 USDC that authorized venues a and b.
 fn funded_trader(chain: &mut Chain, seed: u8) -> Signer {
+    trader_with(chain, seed, "10000")
+}
+
+/// An account with `usdc` of collateral that authorized venues a and b.
+fn trader_with(chain: &mut Chain, seed: u8, usdc: &str) -> Signer {
     let mut custodian = Signer::new(custodian_key());
     custodian.sequence = chain
         .engine
@@ -106,7 +111,7 @@ fn funded_trader(chain: &mut Chain, seed: u8) -> Signer {
         .next_sequence(&address_of(&custodian.key));
     let mut trader = Signer::new(key(seed));
     let txs = [
-        custodian.deposit(trader.address(), "USDC", "10000"),
+        custodian.deposit(trader.address(), "USDC", usdc),
         trader.authorize("venue-a", true),
         trader.authorize("venue-b", true),
     ];
@@ -523,4 +528,6 @@ proptest::proptest! {
     }
 }
 
+mod acknowledgements;
+mod backstop;
 mod ladder;

@@ -103,6 +103,39 @@ pub(super) fn validate(state: &State, tx: &VerifiedTx, take: &TakeOver) -> Resul
             ),
         ));
     }
+    // A takeover never creates bad debt: the price may not cost the account
+    // more than its equity (the backstop resolves a bankrupt account).
+    if !crate::backstop::is_backstop(&take.account) {
+        let account = state
+            .accounts
+            .get(&take.account)
+            .ok_or_else(|| reject(TxCode::NoLiquidationOrder, "no such account"))?;
+        let mark = state
+            .markets
+            .get(&take.market)
+            .map(|m| m.oracle_price)
+            .ok_or_else(|| reject(TxCode::UnknownMarket, "unlisted market"))?;
+        let risk = compute_risk(account, &state.markets, &state.assets, state.chain.height)
+            .map_err(arithmetic)?;
+        let slippage = signed(take.quantity, order.side)
+            .map_err(arithmetic)?
+            .pnl(mark, take.price, Rounding::Floor)
+            .map_err(arithmetic)?;
+        if risk
+            .equity
+            .checked_add(slippage)
+            .map_err(arithmetic)?
+            .is_negative()
+        {
+            return Err(reject(
+                TxCode::OutsidePriceBand,
+                format!(
+                    "price {} would leave the account bankrupt (equity {})",
+                    take.price, risk.equity
+                ),
+            ));
+        }
+    }
     let mut after = liquidator.clone();
     let position_key = (take.market.clone(), take.venue.clone());
     let delta = signed(take.quantity, order.side).map_err(arithmetic)?;
@@ -187,12 +220,18 @@ impl Engine {
         let risk = compute_risk(account, &self.state.markets, &self.state.assets, height)
             .map_err(arithmetic)?;
         let blocks = height.saturating_sub(account.liquidating_since);
-        let rate = penalty_rate(
-            &self.state.params.liquidation,
-            under_water(&risk).map_err(arithmetic)?,
-            blocks,
-        )
-        .map_err(arithmetic)?;
+        // The backstop's book is offered without a penalty: the band is the
+        // liquidator's incentive.
+        let rate = if crate::backstop::is_backstop(&take.account) {
+            Ratio::ZERO
+        } else {
+            penalty_rate(
+                &self.state.params.liquidation,
+                under_water(&risk).map_err(arithmetic)?,
+                blocks,
+            )
+            .map_err(arithmetic)?
+        };
         let sold = signed(take.quantity, order.side).map_err(arithmetic)?;
         // The penalty never pushes the account below zero by itself.
         let slippage = sold
@@ -290,7 +329,7 @@ impl Engine {
     }
 
     /// Fills `delta` at `price` into an account's position; returns the realized PnL.
-    fn move_position(
+    pub(crate) fn move_position(
         &mut self,
         address: Address,
         key: &crate::state::PositionKey,

@@ -34,7 +34,15 @@ impl Engine {
             Action::Withdraw(withdraw) => withdraw::validate(&self.state, tx, withdraw),
             Action::AuthorizeVenue(authorize) => authorize::validate(&self.state, authorize),
             Action::PositionReport(report) => {
-                report::validate(&self.state, &self.open_interest(), tx, report)
+                // Inside a block the state's height is the block's own.
+                let last_committed = self.state.chain.height - u64::from(self.block.is_some());
+                report::validate(
+                    &self.state,
+                    &self.open_interest(),
+                    tx,
+                    report,
+                    last_committed,
+                )
             }
             Action::RegisterLiquidator => Ok(()),
             Action::TakeOver(take) => liquidator::validate(&self.state, tx, take),

@@ -21,6 +21,7 @@ pub(super) fn validate(
     open_interest: &OpenInterest,
     tx: &VerifiedTx,
     report: &PositionReport,
+    last_committed: u64,
 ) -> Result<(), TxRejection> {
     // Who: the venue, its key, its status, then each account's authorization.
     let Some(venue) = state.venues.get(&report.venue) else {
@@ -41,6 +42,7 @@ pub(super) fn validate(
             format!("venue {} is not active", venue.id),
         ));
     }
+    crate::acknowledgements::check(venue, report.acknowledged_height, last_committed)?;
     if report.entries.len() > state.params.report_entries_max as usize {
         return Err(reject(
             TxCode::TooManyEntries,
@@ -292,8 +294,14 @@ impl Engine {
                 .dirty_positions
                 .insert((entry.account, entry.market, report.venue.clone()));
         }
+        if let Some(venue) = self.state.venues.get_mut(&report.venue) {
+            if crate::acknowledgements::acknowledge(venue, report.acknowledged_height) {
+                self.context()?.dirty_venues.insert(report.venue.clone());
+            }
+        }
         Ok(Event::new("position_report")
             .with("venue", &report.venue)
-            .with("entries", entries))
+            .with("entries", entries)
+            .with("acknowledged_height", report.acknowledged_height))
     }
 }

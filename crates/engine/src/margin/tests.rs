@@ -26,6 +26,7 @@ fn market(price: i64) -> Market {
         volatility_reference_ppm: 10_000,
         margin_phase_in_blocks: 10,
         margin_rise_per_block_max: Ratio::from_ppm(10_000),
+        insurance_payout_per_block_max: Money::from_units(100_000),
         margin: regime::MarketMargin {
             target: base,
             current: base,

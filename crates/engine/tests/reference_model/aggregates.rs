@@ -42,11 +42,18 @@ impl Model {
 
     /// System totals from the end-of-block risks.
     pub fn system_totals(&self) -> SystemTotals {
+        // The backstop's book is the fund's: no account, no health.
+        let risks = || {
+            self.risks
+                .iter()
+                .filter(|(address, _)| **address != super::BACKSTOP)
+                .map(|(_, risk)| risk)
+        };
         let mut system = SystemTotals {
-            accounts: self.risks.len() as u64,
+            accounts: risks().count() as u64,
             ..SystemTotals::default()
         };
-        for risk in self.risks.values() {
+        for risk in risks() {
             system.equity_positive += risk.equity.max(0);
             system.health[risk.health as usize] += 1;
         }

@@ -14,7 +14,9 @@ use prost::Message;
 use super::fixed::{decimal, mul_div, notional, Round, PPM};
 
 use super::margin::{Exposure, Health, Risk};
-use super::{Fund, Ledger, MarketTotals, Model, Order, Position, Regime, SystemTotals};
+use super::{
+    Acknowledgements, Fund, Ledger, MarketTotals, Model, Order, Position, Regime, SystemTotals,
+};
 
 /// Differences found, as readable lines.
 #[derive(Default)]
@@ -78,6 +80,20 @@ fn compare_listings(found: &mut Differences, engine: &State, model: &Model) {
             || format!("asset {id} price"),
             actual.oracle_price.raw(),
             asset.price,
+        );
+    }
+    for (id, venue) in &model.venues {
+        let actual = &engine.venues[&id.parse().expect("id")];
+        let acknowledgements = Acknowledgements {
+            acknowledged_height: actual.acknowledged_height,
+            unacknowledged_since: actual.unacknowledged_since,
+            last_instruction_height: actual.last_instruction_height,
+            delinquent: actual.delinquent,
+        };
+        found.check(
+            || format!("venue {id} acknowledgements"),
+            acknowledgements,
+            venue.acknowledgements,
         );
     }
     let ledgers: BTreeMap<String, Ledger> = engine
@@ -254,6 +270,7 @@ fn compare_indexes(found: &mut Differences, engine: &State, model: &Model) {
     let by_risk: BTreeSet<(i128, Address)> = model
         .risks
         .iter()
+        .filter(|(address, _)| **address != super::BACKSTOP)
         .filter_map(|(address, risk)| risk.margin_ratio_ppm().map(|ratio| (ratio, *address)))
         .collect();
     let indexes = &engine.indexes;
@@ -292,6 +309,8 @@ fn compare_liquidation(found: &mut Differences, engine: &State, model: &Model) {
         balance: engine.insurance_fund.balance.raw(),
         inflows: engine.insurance_fund.inflows.raw(),
         payouts: engine.insurance_fund.payouts.raw(),
+        adl_collected: engine.insurance_fund.adl_collected.raw(),
+        bad_debt_unresolved: engine.insurance_fund.bad_debt_unresolved.raw(),
     };
     found.check(|| "insurance fund".into(), fund, model.fund);
     let settlements: BTreeMap<String, i128> = engine

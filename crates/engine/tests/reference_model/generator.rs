@@ -304,7 +304,23 @@ impl Generator {
                 entries.push(entry);
             }
         }
-        (signer, Action::Report { venue, entries })
+        // Venues acknowledge what they saw, mostly: some never catch up
+        // (and turn delinquent), a few claim a height not yet committed.
+        let last_committed = model.height - 1;
+        let acknowledged = match self.rng.below(100) {
+            0..=79 => last_committed,
+            80..=81 => last_committed + 1 + self.rng.below(3),
+            _ => 0,
+        };
+        if self.rng.percent(5) && acknowledged > 0 {
+            entries.clear();
+        }
+        let action = Action::Report {
+            venue,
+            entries,
+            acknowledged,
+        };
+        (signer, action)
     }
 
     /// One entry: who, which market, what size, at an entry price within
@@ -541,7 +557,11 @@ fn encode(key: &SigningKey, sequence: u64, action: &Action) -> Vec<u8> {
         } => signer.deposit(*account, asset, &quantity(*amount)),
         Action::Withdraw { asset, amount } => signer.withdraw(asset, &quantity(*amount)),
         Action::Authorize { venue, authorized } => signer.authorize(venue, *authorized),
-        Action::Report { venue, entries } => {
+        Action::Report {
+            venue,
+            entries,
+            acknowledged,
+        } => {
             let texts: Vec<(Address, &str, String, String)> = entries
                 .iter()
                 .map(|e| {
@@ -559,7 +579,7 @@ fn encode(key: &SigningKey, sequence: u64, action: &Action) -> Vec<u8> {
                     (*account, *market, size.as_str(), price.as_str())
                 })
                 .collect();
-            signer.report(venue, &entries)
+            signer.report_acknowledging(venue, &entries, *acknowledged)
         }
         Action::RegisterLiquidator => signer.register_liquidator(),
         Action::TakeOver {

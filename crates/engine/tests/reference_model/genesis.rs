@@ -38,6 +38,8 @@ impl Model {
             fee_per_block_ppm: ppm(liquidation.fee_per_block_ppm),
             fee_max_ppm: ppm(liquidation.fee_max_ppm),
             liquidator_share_ppm: ppm(liquidation.liquidator_share_ppm),
+            adl_profit_share_max_ppm: ppm(liquidation.adl_profit_share_max_ppm),
+            instruction_ack_blocks: u64::from(genesis.params.instruction_ack_blocks),
         };
         let markets = genesis
             .markets
@@ -62,6 +64,7 @@ impl Model {
                 let venue = VenueModel {
                     public_key: public_key(&v.public_key),
                     active: v.active,
+                    acknowledgements: Default::default(),
                 };
                 (v.id.to_string(), venue)
             })
@@ -87,6 +90,7 @@ impl Model {
             },
             params,
             risks: BTreeMap::new(),
+            instructed: Default::default(),
             deviations,
             tally: Tally::default(),
         }
@@ -126,6 +130,7 @@ fn market_from_genesis(m: &GenesisMarket) -> MarketModel {
         volatility_reference_ppm: ppm(m.volatility_reference_ppm),
         phase_in_blocks: m.margin_phase_in_blocks,
         rise_per_block_max_ppm: ppm(m.margin_rise_per_block_max_ppm),
+        insurance_payout_per_block_max: m.insurance_payout_per_block_max.raw(),
         regime: Regime {
             variance: 0,
             target: base,

@@ -7,7 +7,7 @@ use clearnode_types::{Address, TxCode};
 
 use super::fixed::{notional, pnl, price_of, quantity_worth, times_ppm, Round, PPM};
 use super::margin::{self, Fraction};
-use super::{AccountModel, MarketModel, Model, Order, OrderKey, Params, Position};
+use super::{AccountModel, MarketModel, Model, Order, OrderKey, Params, Position, BACKSTOP};
 
 /// The end of a block, after every risk is recomputed: accounts back above
 /// maintenance lose their orders and leave liquidation; then up to
@@ -17,6 +17,7 @@ pub(super) fn run_ladder(model: &mut Model) {
     let recovered: Vec<Address> = model
         .accounts
         .keys()
+        .filter(|address| **address != BACKSTOP)
         .filter(|address| !model.risks[*address].under_maintenance())
         .copied()
         .collect();
@@ -28,7 +29,7 @@ pub(super) fn run_ladder(model: &mut Model) {
     let mut candidates: Vec<(i128, Address)> = model
         .risks
         .iter()
-        .filter(|(_, risk)| risk.under_maintenance())
+        .filter(|(address, risk)| **address != BACKSTOP && risk.under_maintenance())
         .map(|(address, risk)| (risk.margin_ratio_ppm().expect("has maintenance"), *address))
         .collect();
     candidates.sort();
@@ -36,6 +37,44 @@ pub(super) fn run_ladder(model: &mut Model) {
     for (_, address) in candidates {
         post_orders(model, address);
     }
+    offer_backstop_book(model);
+}
+
+/// The backstop's whole positions, every block, at the widest band (as if
+/// fully under water), with no deadline.
+fn offer_backstop_book(model: &mut Model) {
+    let height = model.height;
+    let Some(book) = model.accounts.get(&BACKSTOP) else {
+        return;
+    };
+    let wanted: BTreeMap<OrderKey, Order> = book
+        .positions
+        .iter()
+        .map(|((market, venue), position)| {
+            let (_, limit_price, side) =
+                order_for(&model.markets[market], position, PPM, &model.params);
+            let key = (BACKSTOP, market.clone(), venue.clone());
+            let posted_height = model
+                .orders
+                .get(&key)
+                .map_or(height, |order| order.posted_height);
+            let order = Order {
+                quantity: position.size.abs(),
+                limit_price,
+                side,
+                posted_height,
+                deadline_height: 0,
+            };
+            (key, order)
+        })
+        .collect();
+    for (key, order) in &wanted {
+        if model.orders.get(key) != Some(order) {
+            model.instructed.insert(key.2.clone());
+        }
+    }
+    model.orders.retain(|key, _| key.0 != BACKSTOP);
+    model.orders.extend(wanted);
 }
 
 fn leave_liquidation(model: &mut Model, address: Address) {
@@ -54,7 +93,7 @@ fn leave_liquidation(model: &mut Model, address: Address) {
 }
 
 /// One order per position of an account under maintenance; an order that
-/// already exists keeps its posting height and deadline.
+/// already exists keeps its posting height; all carry the account's deadline.
 fn post_orders(model: &mut Model, address: Address) {
     let height = model.height;
     let under_water = model.risks[&address].under_water_ppm();
@@ -75,12 +114,14 @@ fn post_orders(model: &mut Model, address: Address) {
     model
         .orders
         .retain(|key, _| key.0 != address || wanted.contains_key(key));
+    // The account's deadline: when the backstop takes over what is left.
+    let deadline_height = model.accounts[&address].liquidating_since + model.params.deadline_blocks;
     for (key, (quantity, limit_price, side)) in wanted {
-        let (posted_height, deadline_height) = match model.orders.get(&key) {
-            Some(order) => (order.posted_height, order.deadline_height),
+        let posted_height = match model.orders.get(&key) {
+            Some(order) => order.posted_height,
             None => {
                 model.tally.orders_posted += 1;
-                (height, height + model.params.deadline_blocks)
+                height
             }
         };
         let order = Order {
@@ -90,6 +131,9 @@ fn post_orders(model: &mut Model, address: Address) {
             posted_height,
             deadline_height,
         };
+        if model.orders.get(&key) != Some(&order) {
+            model.instructed.insert(key.2.clone());
+        }
         model.orders.insert(key, order);
     }
 }
@@ -189,6 +233,16 @@ impl Model {
         if !inside {
             return Err(TxCode::OutsidePriceBand);
         }
+        // Nor a price that costs the account more than its equity: a
+        // takeover never creates bad debt (the backstop resolves that).
+        if key.0 != BACKSTOP {
+            let risk = self.risk_now(&self.accounts[&key.0]);
+            let mark = self.markets[&key.1].price;
+            let slippage = pnl(taken(quantity, order.side), mark, price, Round::Down);
+            if risk.equity + slippage < 0 {
+                return Err(TxCode::OutsidePriceBand);
+            }
+        }
         let mut after = liquidator.clone();
         let position_key = (key.1.clone(), key.2.clone());
         let delta = taken(quantity, order.side);
@@ -219,7 +273,12 @@ impl Model {
         let account = &self.accounts[address];
         let risk = self.risk_now(account);
         let blocks = height.saturating_sub(account.liquidating_since);
-        let rate = penalty_rate(&self.params, risk.under_water_ppm(), blocks);
+        // The backstop's book pays no penalty: the band is the incentive.
+        let rate = if *address == BACKSTOP {
+            0
+        } else {
+            penalty_rate(&self.params, risk.under_water_ppm(), blocks)
+        };
         let delta = taken(quantity, order.side);
         // The penalty never takes the account below zero by itself: it is
         // capped by the equity left once the taken part leaves at `price`
@@ -253,12 +312,13 @@ impl Model {
             self.orders.get_mut(key).expect("exists").quantity = remaining;
         }
         self.tally.takeovers += 1;
+        self.instructed.insert(venue.clone());
     }
 }
 
 /// Fills `delta` at `price` into a position with average cost; returns the
 /// PnL realized by the part that closed (rounded down).
-fn fill(
+pub(super) fn fill(
     account: &mut AccountModel,
     key: &(String, String),
     delta: i128,

@@ -19,6 +19,7 @@
 //! (seeded blocks), `tally` (what a run reached).
 
 mod aggregates;
+mod backstop;
 pub mod compare;
 pub mod fixed;
 pub mod generator;
@@ -35,6 +36,7 @@ use clearnode_types::Address;
 
 use aggregates::open_interest_of;
 pub use aggregates::{MarketTotals, SystemTotals};
+pub use backstop::BACKSTOP;
 use fixed::{notional, Round};
 use margin::{Fraction, Risk};
 pub use tally::Tally;
@@ -56,6 +58,8 @@ pub struct Params {
     pub fee_per_block_ppm: i128,
     pub fee_max_ppm: i128,
     pub liquidator_share_ppm: i128,
+    pub adl_profit_share_max_ppm: i128,
+    pub instruction_ack_blocks: u64,
 }
 
 /// A size tier with the deduction that keeps the requirement continuous.
@@ -93,6 +97,7 @@ pub struct MarketModel {
     pub volatility_reference_ppm: i128,
     pub phase_in_blocks: u32,
     pub rise_per_block_max_ppm: i128,
+    pub insurance_payout_per_block_max: i128,
     pub regime: Regime,
 }
 
@@ -106,6 +111,17 @@ pub struct AssetModel {
 pub struct VenueModel {
     pub public_key: [u8; 32],
     pub active: bool,
+    pub acknowledgements: Acknowledgements,
+}
+
+/// A venue's acknowledgement of the instructions it must act on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acknowledgements {
+    pub acknowledged_height: u64,
+    /// From when what is pending counts toward the deadline (0: nothing).
+    pub unacknowledged_since: u64,
+    pub last_instruction_height: u64,
+    pub delinquent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +160,8 @@ pub struct Fund {
     pub balance: i128,
     pub inflows: i128,
     pub payouts: i128,
+    pub adl_collected: i128,
+    pub bad_debt_unresolved: i128,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -211,6 +229,8 @@ pub struct Model {
     pub settlements: BTreeMap<String, i128>,
     /// Every account's risk as of the end of the last block.
     pub risks: BTreeMap<Address, Risk>,
+    /// Venues given an instruction to acknowledge in this block.
+    pub instructed: BTreeSet<String>,
     pub deviations: Deviations,
     pub tally: Tally,
 }
@@ -303,19 +323,47 @@ impl Model {
         });
     }
 
-    /// Ends a block: every account's risk, the liquidation ladder, and the
-    /// two conservation laws.
+    /// Ends a block: the backstop, every account's risk, the liquidation
+    /// ladder, and the two conservation laws.
     pub fn end_block(&mut self) {
+        backstop::run(self);
         self.risks = self
             .accounts
             .iter()
             .map(|(address, account)| (*address, self.risk_now(account)))
             .collect();
         liquidation::run_ladder(self);
+        self.track_acknowledgements();
         let mut tally = std::mem::take(&mut self.tally);
         tally.count_block(self);
         self.tally = tally;
         self.assert_conservation();
+    }
+
+    /// Venues instructed in this block must acknowledge by
+    /// `instruction_ack_blocks` blocks after the first unacknowledged one,
+    /// or become delinquent.
+    fn track_acknowledgements(&mut self) {
+        let height = self.height;
+        for venue in std::mem::take(&mut self.instructed) {
+            let acks = &mut self
+                .venues
+                .get_mut(&venue)
+                .expect("listed")
+                .acknowledgements;
+            acks.last_instruction_height = height;
+            if acks.unacknowledged_since == 0 {
+                acks.unacknowledged_since = height;
+            }
+        }
+        for venue in self.venues.values_mut() {
+            let acks = &mut venue.acknowledgements;
+            if acks.unacknowledged_since != 0
+                && height > acks.unacknowledged_since + self.params.instruction_ack_blocks
+            {
+                acks.delinquent = true;
+            }
+        }
     }
 
     /// Collateral changes only by deposits and withdrawals; settled PnL, the

@@ -12,6 +12,12 @@ pub struct Tally {
     pub orders_posted: u64,
     pub orders_cancelled: u64,
     pub takeovers: u64,
+    /// Accounts the backstop took over at their deadline.
+    pub backstops: u64,
+    /// Positions cut by auto-deleveraging.
+    pub adl_reductions: u64,
+    /// Legs closed against the backstop's stale book.
+    pub book_unwinds: u64,
     /// Takeovers of more than the account held on that venue (a report in
     /// the same block shrank, closed or flipped the position).
     pub takeovers_beyond_position: u64,
@@ -32,6 +38,9 @@ impl Tally {
         self.orders_posted += other.orders_posted;
         self.orders_cancelled += other.orders_cancelled;
         self.takeovers += other.takeovers;
+        self.backstops += other.backstops;
+        self.adl_reductions += other.adl_reductions;
+        self.book_unwinds += other.book_unwinds;
         self.takeovers_beyond_position += other.takeovers_beyond_position;
         self.ladder_full_blocks += other.ladder_full_blocks;
         self.phase_in_market_blocks += other.phase_in_market_blocks;

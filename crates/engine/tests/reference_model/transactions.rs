@@ -49,6 +49,8 @@ pub enum Action {
     Report {
         venue: String,
         entries: Vec<Entry>,
+        /// Instructions acted on up to this height (0: none new).
+        acknowledged: u64,
     },
     RegisterLiquidator,
     TakeOver {
@@ -127,7 +129,11 @@ impl Model {
             Action::Authorize { venue, .. } => {
                 require(self.venues.contains_key(venue), TxCode::UnknownVenue)
             }
-            Action::Report { venue, entries } => self.validate_report(tx, venue, entries),
+            Action::Report {
+                venue,
+                entries,
+                acknowledged,
+            } => self.validate_report(tx, venue, entries, *acknowledged),
             Action::RegisterLiquidator => Ok(()),
             Action::TakeOver {
                 account,
@@ -173,10 +179,28 @@ impl Model {
                     account.authorized_venues.remove(venue);
                 }
             }
-            Action::Report { venue, entries } => {
+            Action::Report {
+                venue,
+                entries,
+                acknowledged,
+            } => {
                 for entry in entries {
                     let account = self.accounts.get_mut(&entry.account).expect("validated");
                     apply_entry(account, venue, entry, height);
+                }
+                let acks = &mut self
+                    .venues
+                    .get_mut(venue)
+                    .expect("validated")
+                    .acknowledgements;
+                if *acknowledged > acks.acknowledged_height {
+                    acks.acknowledged_height = *acknowledged;
+                    if *acknowledged >= acks.last_instruction_height {
+                        acks.unacknowledged_since = 0;
+                        acks.delinquent = false;
+                    } else {
+                        acks.unacknowledged_since = acks.unacknowledged_since.max(acknowledged + 1);
+                    }
                 }
             }
             Action::RegisterLiquidator => {
@@ -228,10 +252,25 @@ impl Model {
 
     /// Who (venue, its key, active, entry count, authorizations), then what
     /// (markets, sizes), then margin.
-    fn validate_report(&self, tx: &Tx, venue_id: &str, entries: &[Entry]) -> Checked {
+    fn validate_report(
+        &self,
+        tx: &Tx,
+        venue_id: &str,
+        entries: &[Entry],
+        acknowledged: u64,
+    ) -> Checked {
         let venue = self.venues.get(venue_id).ok_or(TxCode::UnknownVenue)?;
         require(venue.public_key == tx.signer, TxCode::NotVenueSigner)?;
         require(venue.active, TxCode::VenueInactive)?;
+        // Acknowledgements: never of a height not yet committed; a
+        // delinquent venue must catch up with everything.
+        require(acknowledged < self.height, TxCode::AcknowledgementAhead)?;
+        let acks = &venue.acknowledgements;
+        require(
+            !acks.delinquent
+                || acks.acknowledged_height.max(acknowledged) >= acks.last_instruction_height,
+            TxCode::VenueDelinquent,
+        )?;
         require(
             entries.len() <= self.params.report_entries_max,
             TxCode::TooManyEntries,

@@ -1,7 +1,8 @@
 //! The genesis documents the seeds run against: the test kit's static
 //! margin, and dynamic margin (volatility scaling, size tiers, phase-in)
-//! with a ladder that takes two accounts per block, with and without open
-//! interest caps.
+//! with a ladder that takes two accounts per block, an insurance fund that
+//! may pay little (so auto-deleveraging runs) and a tight ADL profit share,
+//! with and without open interest caps.
 
 use clearnode_engine::testkit;
 use clearnode_types::genesis::{Genesis, GenesisSizeTier};
@@ -46,7 +47,10 @@ fn dynamic_genesis() -> Genesis {
         [("100000.123457", 70_001), ("400000.000003", 100_003)],
         [("50000.999999", 150_007), ("200000.5", 250_011)],
     ];
-    for (market, tiers) in genesis.markets.iter_mut().zip(tiers) {
+    // The fund pays a little of BTC's bad debt per block and none of ETH's.
+    let payout_caps = ["2500.5", "0"];
+    for ((market, tiers), cap) in genesis.markets.iter_mut().zip(tiers).zip(payout_caps) {
+        market.insurance_payout_per_block_max = cap.parse().expect("money");
         market.volatility_reference_ppm = 15_000;
         market.margin_phase_in_blocks = 5;
         market.margin_rise_per_block_max_ppm = 15_000;
@@ -62,6 +66,7 @@ fn dynamic_genesis() -> Genesis {
     ladder.accounts_per_block_max = 2;
     ladder.min_notional = "5000".parse().expect("money");
     ladder.deadline_blocks = 4;
+    ladder.adl_profit_share_max_ppm = 300_000;
     genesis.params.report_entries_max = 2;
     genesis
 }

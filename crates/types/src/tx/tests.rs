@@ -18,6 +18,7 @@ fn report(entries: Vec<pb::PositionEntry>) -> pb::tx_body::Action {
     pb::tx_body::Action::PositionReport(pb::PositionReport {
         venue_id: "venue-a".into(),
         entries,
+        acknowledged_height: 0,
     })
 }
 

@@ -1,0 +1,117 @@
+//! The backstop's book is offered to liquidators every block; a position no
+//! liquidator has filled for `deadline_blocks` is closed at the mark against
+//! the opposite legs that accounts hold on the same venue, ranked as ADL
+//! ranks them (profit x leverage on net exposure, only up to each account's
+//! net size so a hedge is never cut alone). Nobody pays anything but the
+//! position: the fund's market risk is bounded by the deadline. The fund
+//! holds the book only while it can pay for it: when its balance plus the
+//! book's equity is no longer positive, the whole book is unwound at once.
+
+use clearnode_num::Quantity;
+use clearnode_types::{Address, MarketId, VenueId};
+
+use super::{arithmetic, BACKSTOP};
+use crate::block::{Engine, Event};
+use crate::instructions::Instruction;
+use crate::EngineError;
+
+impl Engine {
+    /// Closes the book's positions that waited too long.
+    pub(super) fn unwind_stale_book(&mut self, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        let height = self.state.chain.height;
+        let deadline_blocks = u64::from(self.state.params.liquidation.deadline_blocks);
+        let Some(book) = self.state.accounts.get(&BACKSTOP) else {
+            return Ok(());
+        };
+        let book_equity =
+            crate::margin::compute_risk(book, &self.state.markets, &self.state.assets, height)
+                .map_err(arithmetic)?
+                .equity;
+        let fund_worth = self
+            .state
+            .insurance_fund
+            .balance
+            .checked_add(book_equity)
+            .map_err(arithmetic)?;
+        let insolvent = !fund_worth.is_positive();
+        let stale: Vec<((MarketId, VenueId), Quantity)> = self
+            .state
+            .accounts
+            .get(&BACKSTOP)
+            .map(|book| {
+                book.positions
+                    .iter()
+                    .filter(|(_, p)| {
+                        insolvent || height >= p.updated_height.saturating_add(deadline_blocks)
+                    })
+                    .map(|(key, p)| (key.clone(), p.size))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for ((market_id, venue), size) in stale {
+            self.unwind_book_position(&market_id, &venue, size, events)?;
+        }
+        Ok(())
+    }
+
+    fn unwind_book_position(
+        &mut self,
+        market_id: &MarketId,
+        venue: &VenueId,
+        book_size: Quantity,
+        events: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
+        let side = -book_size.signum();
+        let mut candidates = self.adl_candidates(market_id, side, BACKSTOP)?;
+        candidates.sort_by_key(|(score, candidate)| (std::cmp::Reverse(*score), candidate.address));
+        let mut left = book_size.abs().map_err(arithmetic)?;
+        for (_, candidate) in candidates {
+            if !left.is_positive() {
+                break;
+            }
+            let leg = self.leg(candidate.address, market_id, venue);
+            if leg.signum() != side {
+                continue;
+            }
+            let cut = leg
+                .abs()
+                .map_err(arithmetic)?
+                .min(candidate.net_size.abs().map_err(arithmetic)?)
+                .min(left);
+            let signed = if side > 0 {
+                cut
+            } else {
+                cut.checked_neg().map_err(arithmetic)?
+            };
+            let key = (market_id.clone(), venue.clone());
+            self.transfer_at_mark(candidate.address, BACKSTOP, &key, signed)?;
+            left = left.checked_sub(cut).map_err(arithmetic)?;
+            let mark = self.state.markets.get(market_id).map(|m| m.oracle_price);
+            let mut instruction = Instruction::new(venue.clone(), "adl", candidate.address);
+            instruction.market = Some(market_id.clone());
+            instruction.quantity = Some(cut);
+            instruction.price = mark;
+            instruction.side = if side > 0 { 1 } else { -1 };
+            instruction.counterparty = Some(BACKSTOP);
+            instruction.amount = Some(clearnode_num::Money::ZERO);
+            self.block_context()?.instructions.push(instruction);
+            events.push(
+                Event::new("backstop_unwind")
+                    .with("account", candidate.address)
+                    .with("market", market_id)
+                    .with("venue", venue)
+                    .with("quantity", cut),
+            );
+        }
+        Ok(())
+    }
+
+    /// An account's position on one venue (zero if none).
+    fn leg(&self, address: Address, market_id: &MarketId, venue: &VenueId) -> Quantity {
+        self.state
+            .accounts
+            .get(&address)
+            .and_then(|a| a.positions.get(&(market_id.clone(), venue.clone())))
+            .map_or(Quantity::ZERO, |p| p.size)
+    }
+}
