@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clearnode_proto::venue::v1::venue_service_client::VenueServiceClient;
 use clearnode_proto::venue::v1::StreamInstructionsRequest;
+use prost::Message;
 use support::*;
 
 const TRADERS: usize = 4;
@@ -190,13 +191,34 @@ async fn a_python_venue_reports_and_follows_instructions_and_a_python_auditor_re
 
     // Restarted, it resumes after the last instruction it handled: nothing
     // twice, and with the first run exactly what the node streams.
-    let second = venue(0, false, "--follow-seconds 3");
+    let second = venue(0, false, "--follow-seconds 8");
     let second_instructions = lines_of(&second, "instruction");
     assert!(!second_instructions.is_empty(), "{second}");
     let mut handled = positions(&first_instructions);
     handled.extend(positions(&second_instructions));
     let last = *handled.last().unwrap();
     assert_eq!(streamed_until(&node.grpc_url, last).await, handled);
+    // It acknowledged what it acted on, so it is not delinquent.
+    let acknowledged = lines_of(&second, "acknowledged");
+    assert!(acknowledged.iter().all(|a| a["code"] == 0), "{second}");
+    let venue_state = client
+        .audit()
+        .get_state_value(clearnode_proto::audit::v1::GetStateValueRequest {
+            key: b"venue/venue-a".to_vec(),
+            height: 0,
+            prove: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let venue_state =
+        clearnode_proto::state::v1::Venue::decode(venue_state.value.as_slice()).unwrap();
+    assert!(!venue_state.delinquent, "{venue_state:?}");
+    assert!(
+        venue_state.acknowledged_height >= last.0,
+        "{venue_state:?}\n{second}"
+    );
+
     // The audit history lists the same, page by page.
     let mut history = history_until(&client, last.0).await;
     history.retain(|position| *position <= last);
@@ -245,7 +267,15 @@ async fn a_python_venue_reports_and_follows_instructions_and_a_python_auditor_re
     let rpc = node.rpc_url.clone();
     let auditor = run_python(
         &generated,
-        &["examples/auditor.py", "--grpc", &grpc, "--rpc", &rpc],
+        &[
+            "examples/auditor.py",
+            "--grpc",
+            &grpc,
+            "--rpc",
+            &rpc,
+            "--history-blocks",
+            "400",
+        ],
     );
     let line = auditor
         .lines()
@@ -264,10 +294,14 @@ async fn a_python_venue_reports_and_follows_instructions_and_a_python_auditor_re
     );
     assert_eq!(shown["system"]["net_notional"], aggregate.net_notional);
     assert_eq!(shown["system"]["accounts_total"], TRADERS.to_string());
-    let health = aggregate.accounts.unwrap();
-    assert!(health.liquidating + health.bankrupt >= 1, "{auditor}");
+    // The fall liquidated someone within the blocks the auditor looked back on.
+    assert!(
+        shown["instructions"]["by_kind"]["liquidating"].as_u64() >= Some(1),
+        "{auditor}"
+    );
     let fund = client.fund(height).await;
     assert_eq!(shown["fund"]["balance"], fund.balance);
+    assert_eq!(shown["fund"]["payouts"], fund.payouts);
     assert!(shown["proof_bytes"]["system"].as_u64().unwrap() > 0);
     // Its count of recent instructions is the audit history's.
     let from = shown["instructions"]["from_height"].as_u64().unwrap();

@@ -38,41 +38,53 @@ fn chromium() -> PathBuf {
 }
 
 /// Runs headless chromium on `url` with extra `args`; returns its stdout.
+/// A browser that hangs (it happens rarely on a loaded machine) is killed
+/// and started once more.
 fn browse(profile: &Path, url: &str, args: &[String]) -> String {
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1400,1700",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--virtual-time-budget={BROWSER_VIRTUAL_TIME_MS}"))
-        .args(args)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chromium did not finish within two minutes");
+    for attempt in 1..=2 {
+        let stderr =
+            std::fs::File::create(profile.with_extension(format!("stderr-{attempt}"))).unwrap();
+        let mut child = Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--window-size=1400,1700",
+            ])
+            .arg(format!("--user-data-dir={}-{attempt}", profile.display()))
+            .arg(format!("--virtual-time-budget={BROWSER_VIRTUAL_TIME_MS}"))
+            .args(args)
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if child.try_wait().unwrap().is_none() {
+            eprintln!("chromium attempt {attempt} did not finish within 90 s; killing it");
+            let _ = child.kill();
+            let _ = child.wait();
+            continue;
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "chromium failed: {}",
+            output.status
+        );
+        return String::from_utf8(output.stdout).unwrap();
     }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        output.status
+    panic!(
+        "chromium hung twice; its stderr is beside {}",
+        profile.display()
     );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// The text of the element tagged `data-figure="name"` in a DOM dump.
@@ -166,6 +178,11 @@ async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, heigh
     assert_eq!(figure(dom, "fund.balance"), fund.balance);
     assert_eq!(figure(dom, "fund.inflows"), fund.inflows);
     assert_eq!(figure(dom, "fund.payouts"), fund.payouts);
+    assert_eq!(figure(dom, "fund.adl_collected"), fund.adl_collected);
+    assert_eq!(
+        figure(dom, "fund.bad_debt_unresolved"),
+        fund.bad_debt_unresolved
+    );
     for market in ["BTC-PERP", "ETH-PERP", "SOL-PERP"] {
         let aggregate = audit
             .get_market_risk(audit::GetMarketRiskRequest {

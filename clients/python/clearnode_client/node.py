@@ -100,18 +100,33 @@ class Node:
         action = self.pb.tx.AuthorizeVenue(venue_id=venue_id, authorized=authorized)
         return self._submit(self.accounts.SubmitAccountTx, account_key, wait, sequence, authorize_venue=action)
 
-    def report(self, venue_key, venue_id: str, entries, wait=True, sequence=None):
+    def report(self, venue_key, venue_id: str, entries, wait=True, sequence=None, acknowledged_height=0):
         """A venue's batch of position snapshots: entries of (address, market, size, entry_price).
 
         Each entry replaces that account's position in that market on this venue;
         size 0 closes it. All entries apply or none (see SubmitTxResponse.code).
+        `acknowledged_height` > 0 also acknowledges every instruction up to that height.
         """
         pb_entries = [
             self.pb.tx.PositionEntry(account=account, market=market, size=decimal_text(size), entry_price=decimal_text(price))
             for account, market, size, price in entries
         ]
-        action = self.pb.tx.PositionReport(venue_id=venue_id, entries=pb_entries)
+        action = self.pb.tx.PositionReport(venue_id=venue_id, entries=pb_entries, acknowledged_height=acknowledged_height)
         return self._submit(self.venue.SubmitReport, venue_key, wait, sequence, position_report=action)
+
+    def acknowledge(self, venue_key, venue_id: str, height: int, wait=True, sequence=None):
+        """The venue has acted on every instruction for it up to and including `height`
+        (at most the last committed height): a report with no entries."""
+        return self.report(venue_key, venue_id, [], wait=wait, sequence=sequence, acknowledged_height=height)
+
+    def caught_up_height(self, venue_id: str, last_seen) -> int:
+        """The highest height up to which the venue has seen every instruction,
+        given the (height, index) of the last one it handled: the committed
+        height when nothing came after it, else the height before the next one."""
+        request = self.pb.audit.ListInstructionsRequest(venue_id=venue_id, from_height=max(last_seen[0], 1), limit=1000)
+        page = self._call(self.audit.ListInstructions, request)
+        later = [i.height for i in page.instructions if (i.height, i.index) > tuple(last_seen)]
+        return min(later) - 1 if later else page.context.height
 
     # Reads: every answer names the height and app hash it was read at.
 

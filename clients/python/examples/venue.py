@@ -7,8 +7,11 @@ It does what a venue does, in order:
   2. before accepting each trader's order, asks the margin passport how much
      more the trader may take, and caps the order at that;
   3. reports its traders' positions in one signed batch per round;
-  4. follows its instruction stream (margin calls, liquidations, takeovers)
-     from where it stopped last time, acting on each exactly once.
+  4. follows its instruction stream (margin calls, liquidations, takeovers,
+     backstop, ADL) from where it stopped last time, acting on each exactly
+     once, and acknowledges what it acted on (a venue that leaves
+     liquidation, takeover, backstop or ADL instructions unacknowledged for
+     instruction_ack_blocks becomes delinquent: its reports are refused).
 
     python3 examples/venue.py --grpc 127.0.0.1:26659 --chain-id clearnode-devnet \\
         --venue-id venue-a --venue-key .devnet/keys/venue-a.json \\
@@ -95,23 +98,37 @@ def report(node, args, venue_key, entries):
     return response
 
 
-def follow(node, args, state_path):
+def acknowledge(node, args, venue_key, height, acked):
+    """Acknowledges every instruction up to `height` once acted on (if that is news)."""
+    if height <= acked:
+        return acked
+    response = node.acknowledge(venue_key, args.venue_id, height)
+    say("acknowledged", height=height, code=response.code, committed=response.committed)
+    return height if response.committed else acked
+
+
+def follow(node, args, venue_key, state_path):
     """Follows the instruction stream, resuming after the last handled (height, index)."""
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     last = tuple(state.get("last_seen", (0, -1)))
+    acked = state.get("acknowledged", 0)
     counts = {}
     for instruction in node.instructions(args.venue_id, from_height=max(last[0], 1), timeout_seconds=args.follow_seconds):
         position = (instruction.height, instruction.index)
         if position <= last:
             continue  # Handled before the restart.
+        # Heights arrive whole and in order: everything before this one is handled.
+        acked = acknowledge(node, args, venue_key, instruction.height - 1, acked)
         # A real venue acts here: restrict the account, cancel orders, hand over the position...
         say("instruction", height=instruction.height, index=instruction.index, kind=instruction.kind,
             account=instruction.account.hex(), market=instruction.market, quantity=instruction.quantity, price=instruction.price)
         counts[instruction.kind] = counts.get(instruction.kind, 0) + 1
         last = position
-        state_path.write_text(json.dumps({"last_seen": list(last)}))
+        state_path.write_text(json.dumps({"last_seen": list(last), "acknowledged": acked}))
         if args.until_kind and instruction.kind == args.until_kind:
             break
+    acked = acknowledge(node, args, venue_key, node.caught_up_height(args.venue_id, last), acked)
+    state_path.write_text(json.dumps({"last_seen": list(last), "acknowledged": acked}))
     return counts, last
 
 
@@ -130,7 +147,7 @@ def main():
         oracle = Decimal(node.market_risk(MARKET).aggregate.oracle_price)
         entries = accept_orders(node, args, traders, held, oracle)
         committed += report(node, args, venue_key, entries).committed
-    counts, last = follow(node, args, Path(args.state_file))
+    counts, last = follow(node, args, venue_key, Path(args.state_file))
     say("summary", venue=args.venue_id, traders=[t.address.hex() for t in traders], reports_committed=committed,
         instructions=counts, last_seen=list(last))
 

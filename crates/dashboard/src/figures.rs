@@ -27,8 +27,9 @@ const KEYS_SHOWN_MAX: usize = 3;
 /// How often a waiting request looks for a new block.
 const NEW_BLOCK_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How many looks a waiting request takes before answering with what there is.
-const NEW_BLOCK_POLLS_MAX: u32 = 150;
+/// How many looks a waiting request takes before answering with what there
+/// is (5 s: a page never waits long on a halted chain).
+const NEW_BLOCK_POLLS_MAX: u32 = 50;
 
 /// Every figure the dashboard shows for one height.
 #[derive(Debug, Serialize)]

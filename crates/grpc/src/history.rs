@@ -190,6 +190,7 @@ mod tests {
             id: id.into(),
             public_key: vec![1; 32],
             active: true,
+            ..Default::default()
         };
         let genesis = ["venue-a", "venue-b"].map(|id| {
             (
