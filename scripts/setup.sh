@@ -15,8 +15,11 @@ sudo_if_needed() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
-# 1. Debian packages: clang/libclang for RocksDB's bindings, a C++ toolchain, git.
-packages=(clang libclang-dev g++ make pkg-config git ca-certificates curl)
+# 1. Debian packages: clang/libclang for RocksDB's bindings, a C++ toolchain, git;
+# chromium for the dashboard's browser test; Python with gRPC, protobuf and
+# ed25519 for the Python client (clients/python) and its end-to-end test.
+packages=(clang libclang-dev g++ make pkg-config git ca-certificates curl chromium
+  python3 python3-grpcio python3-grpc-tools python3-protobuf python3-nacl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

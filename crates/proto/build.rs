@@ -46,6 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode.audit.v1.GetAccountRiskRequest.account",
         "clearnode.audit.v1.GetSequenceRequest.public_key",
         "clearnode.audit.v1.ListLiquidationOrdersRequest.account",
+        "clearnode.audit.v1.GetStateValueRequest.key",
+        "clearnode.audit.v1.GetStateValueResponse.value",
         "clearnode.state.v1.LiquidationOrder.account",
         "clearnode.state.v1.Instruction.account",
         "clearnode.state.v1.Instruction.counterparty",

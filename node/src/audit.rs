@@ -57,6 +57,13 @@ enum Figure {
     },
     /// The insurance fund.
     Fund,
+    /// Any state value by its key, e.g. an instruction
+    /// (`instr/venue-a/00000000000000000042/000000`) or a liquidation order
+    /// (`liq/<address>/BTC-PERP/venue-a`).
+    Key {
+        /// The state key (docs/state-layout.md).
+        key: String,
+    },
 }
 
 /// The answer to verify: key, encoded value, proof, height, app hash.
@@ -137,6 +144,21 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
                 serde_json::to_string_pretty(&value)?,
             )
         }
+        Figure::Key { key } => {
+            let r = audit
+                .get_state_value(audit::GetStateValueRequest {
+                    key: key.clone().into_bytes(),
+                    height,
+                    prove: true,
+                })
+                .await?
+                .into_inner();
+            if !r.found {
+                bail!("no value under {key:?} at that height");
+            }
+            let shown = show_state_value(key, &r.value)?;
+            (r.context, r.value, shown)
+        }
     };
     let context = context.context("the answer has no context")?;
     Ok(Answer {
@@ -146,6 +168,18 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
         height: context.height,
         app_hash: context.app_hash,
         shown,
+    })
+}
+
+/// A state value as JSON when its key names its type, else as hex.
+fn show_state_value(key: &str, value: &[u8]) -> Result<String> {
+    use clearnode_proto::state::v1 as state;
+    Ok(if key.starts_with("instr/") {
+        serde_json::to_string_pretty(&state::Instruction::decode(value)?)?
+    } else if key.starts_with("liq/") {
+        serde_json::to_string_pretty(&state::LiquidationOrder::decode(value)?)?
+    } else {
+        format!("{key} = {}", hex::encode(value))
     })
 }
 

@@ -182,6 +182,30 @@ pub enum QueryCommand {
         #[arg(long)]
         account: Option<String>,
     },
+    /// History of the instructions issued to venues (health changes,
+    /// liquidation orders, cancellations, takeovers), one page at a time.
+    History {
+        #[command(flatten)]
+        connection: Connection,
+        /// Only this venue's (default: every venue's).
+        #[arg(long, default_value = "")]
+        venue: String,
+        /// Only these kinds, comma-separated (e.g. liquidation_order,take_over).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+        /// First height (default: the first block).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Last height (default: the latest committed).
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+        /// Instructions per page (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// The `next_page_token` of the previous page.
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
     /// System-wide aggregates.
     System {
         #[command(flatten)]
@@ -448,6 +472,27 @@ pub fn run_query(command: QueryCommand) -> Result<()> {
                         limit: 0,
                     })
                     .await?;
+                print_json(&response.into_inner())
+            }
+            QueryCommand::History {
+                connection,
+                venue,
+                kinds,
+                from,
+                to,
+                limit,
+                page_token,
+            } => {
+                let client = connection.connect().await?;
+                let request = audit::ListInstructionsRequest {
+                    venue_id: venue,
+                    from_height: from,
+                    to_height: to,
+                    kinds,
+                    limit,
+                    page_token,
+                };
+                let response = client.audit().list_instructions(request).await?;
                 print_json(&response.into_inner())
             }
             QueryCommand::System {

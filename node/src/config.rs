@@ -20,6 +20,9 @@ pub struct NodeConfig {
     pub grpc_addr: String,
     /// Where the Prometheus metrics endpoint listens.
     pub metrics_addr: String,
+    /// Where the risk dashboard (HTTP) listens; empty = no dashboard.
+    #[serde(default)]
+    pub dashboard_addr: String,
     /// CometBFT's RPC URL.
     pub cometbft_rpc: String,
     /// CometBFT's home, relative to the node home.

@@ -122,6 +122,7 @@ fn print_where_to_look(args: &DevnetArgs, config: &NodeConfig) {
          \x20 gRPC            {grpc}   (venue submit, audit queries, health, reflection)\n\
          \x20 CometBFT RPC    {rpc}\n\
          \x20 metrics         http://{metrics}/metrics\n\
+         \x20 risk dashboard  {dashboard}   (live charts; every figure provable)\n\
          \x20 logs            {home}/logs/cometbft.log\n\
          try, in another terminal:\n\
          \x20 clearnode query system --home {home}\n\
@@ -131,6 +132,10 @@ fn print_where_to_look(args: &DevnetArgs, config: &NodeConfig) {
         grpc = config.grpc_url(),
         rpc = config.cometbft_rpc,
         metrics = config.metrics_addr,
+        dashboard = match config.dashboard_addr.as_str() {
+            "" => "off (set dashboard_addr in clearnode.toml)".to_string(),
+            addr => format!("http://{addr}/"),
+        },
     );
 }
 

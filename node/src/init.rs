@@ -40,7 +40,7 @@ pub struct InitArgs {
 /// makes blocks, and which cometbft it runs.
 #[derive(Args, Clone)]
 pub struct NodeSetup {
-    /// First of five consecutive ports: P2P, RPC, ABCI, gRPC, metrics.
+    /// First of six consecutive ports: P2P, RPC, ABCI, gRPC, metrics, dashboard.
     #[arg(long, default_value_t = 26656)]
     pub port_base: u16,
     /// Target block interval (CometBFT's timeout_commit), e.g. 1s or 300ms.
@@ -140,6 +140,7 @@ pub(crate) fn node_config(chain_id: &str, ports: &Ports, cometbft_bin: &str) -> 
         abci_addr: format!("127.0.0.1:{}", ports.abci),
         grpc_addr: format!("127.0.0.1:{}", ports.grpc),
         metrics_addr: format!("127.0.0.1:{}", ports.metrics),
+        dashboard_addr: format!("127.0.0.1:{}", ports.dashboard),
         cometbft_rpc: format!("http://127.0.0.1:{}", ports.rpc),
         cometbft_home: PathBuf::from(COMETBFT_DIR),
         cometbft_bin: cometbft_bin.to_string(),
@@ -150,21 +151,22 @@ pub(crate) fn node_config(chain_id: &str, ports: &Ports, cometbft_bin: &str) -> 
     }
 }
 
-/// The node's ports: five consecutive ones from a base.
+/// The node's ports: six consecutive ones from a base.
 pub(crate) struct Ports {
     pub(crate) p2p: u16,
     pub(crate) rpc: u16,
     pub(crate) abci: u16,
     pub(crate) grpc: u16,
     pub(crate) metrics: u16,
+    pub(crate) dashboard: u16,
 }
 
 impl Ports {
-    /// P2P, RPC, ABCI, gRPC and metrics at `base` to `base + 4`.
+    /// P2P, RPC, ABCI, gRPC, metrics and dashboard at `base` to `base + 5`.
     pub(crate) fn from_base(base: u16) -> Result<Self> {
         let port = |offset: u16| {
             base.checked_add(offset)
-                .ok_or_else(|| anyhow::anyhow!("port base {base} leaves no room for 5 ports"))
+                .ok_or_else(|| anyhow::anyhow!("port base {base} leaves no room for 6 ports"))
         };
         Ok(Self {
             p2p: port(0)?,
@@ -172,6 +174,7 @@ impl Ports {
             abci: port(2)?,
             grpc: port(3)?,
             metrics: port(4)?,
+            dashboard: port(5)?,
         })
     }
 }

@@ -7,7 +7,7 @@
 //! state rendered once from the template, so the venue and custodian keys
 //! are generated once and copied into every home. Each CometBFT lists the
 //! others as persistent peers on 127.0.0.1; node `i` listens on
-//! `port_base + 10*i + {0 P2P, 1 RPC, 2 ABCI, 3 gRPC, 4 metrics}`.
+//! `port_base + 10*i + {0 P2P, 1 RPC, 2 ABCI, 3 gRPC, 4 metrics, 5 dashboard}`.
 //!
 //! `start` runs `clearnode start --home <dir>/node<i>` for every home, each
 //! in a process group of its own (so a terminal's Ctrl-C reaches only this
@@ -65,7 +65,7 @@ pub struct LocalnetInitArgs {
     /// Number of validators.
     #[arg(long, default_value_t = 4)]
     pub validators: u16,
-    /// First port: node i uses port_base + 10*i + {0 P2P, 1 RPC, 2 ABCI, 3 gRPC, 4 metrics}.
+    /// First port: node i uses port_base + 10*i + {0 P2P, 1 RPC, 2 ABCI, 3 gRPC, 4 metrics, 5 dashboard}.
     #[arg(long, default_value_t = 26600)]
     pub port_base: u16,
     /// Target block interval (CometBFT's timeout_commit).

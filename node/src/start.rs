@@ -1,7 +1,7 @@
 //! `clearnode start`: the node's processes and their lifecycle.
 //!
 //! Order matters: the store opens first (one process per home), then the
-//! ABCI server binds, gRPC and metrics bind, and only then is CometBFT
+//! ABCI server binds, gRPC, metrics and the dashboard bind, and only then is CometBFT
 //! started, so it finds the app listening. On SIGINT/SIGTERM, gRPC stops
 //! taking requests and CometBFT gets SIGTERM; committed state is always
 //! whole, because every block is one atomic RocksDB write.
@@ -124,6 +124,10 @@ pub async fn run_node(
 
     let grpc_listener = bind("gRPC", &config.grpc_addr).await?;
     let metrics_listener = bind("metrics", &config.metrics_addr).await?;
+    let dashboard_listener = match config.dashboard_addr.as_str() {
+        "" => None,
+        addr => Some(bind("dashboard", addr).await?),
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let grpc_config = GrpcConfig {
@@ -132,6 +136,20 @@ pub async fn run_node(
         commit_timeout: Duration::from_secs(config.commit_timeout_seconds),
     };
     let mut grpc_shutdown = shutdown_rx.clone();
+    if let Some(listener) = dashboard_listener {
+        let mut dashboard_shutdown = shutdown_rx.clone();
+        let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+        let verify_command = format!("clearnode audit verify --home {}", home.display());
+        let dashboard =
+            clearnode_dashboard::serve(listener, store.clone(), verify_command, async move {
+                let _ = dashboard_shutdown.changed().await;
+            });
+        tokio::spawn(async move {
+            if let Err(e) = dashboard.await {
+                tracing::error!("{e}");
+            }
+        });
+    }
     let grpc = tokio::spawn(clearnode_grpc::serve(
         grpc_listener,
         grpc_config,
@@ -161,6 +179,7 @@ pub async fn run_node(
         abci = config.abci_addr,
         grpc = config.grpc_addr,
         metrics = config.metrics_addr,
+        dashboard = config.dashboard_addr,
         cometbft_rpc = config.cometbft_rpc,
         "clearnode running"
     );

@@ -47,21 +47,7 @@ async fn collect(
 async fn a_venue_follows_its_instructions_and_resumes_without_gaps() {
     let mut node = TestNode::init();
     // BTC holds until height 20, then falls 10% by height 40.
-    let scenario = serde_json::json!({
-        "start": {"market:BTC-PERP": "64000"},
-        "paths": {"market:BTC-PERP": [[0, 1000], [20, 1000], [40, 900]]},
-        "step_ppm": 0, "noise_ppm": 0, "seed": 1
-    });
-    let scenario_path = node.home().join("feed-scenario.json");
-    std::fs::write(&scenario_path, scenario.to_string()).unwrap();
-    std::fs::write(
-        node.home().join("oracle.toml"),
-        format!(
-            "feed = \"simulated\"\nscenario = \"{}\"\n",
-            scenario_path.display()
-        ),
-    )
-    .unwrap();
+    node.quote_btc_along(serde_json::json!([[0, 1000], [20, 1000], [40, 900]]));
     node.start();
     let client = node.client().await;
     let custodian = node.key("custodian");

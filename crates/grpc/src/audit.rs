@@ -68,6 +68,21 @@ impl AuditApi {
         ))
     }
 
+    /// The context of a listing read at `version` under `prefix` (no proof).
+    fn unproven_context(&self, version: u64, prefix: Vec<u8>) -> Result<pb::QueryContext, Status> {
+        let app_hash = self
+            .store
+            .root_hash(version)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("height {version} is not retained")))?;
+        Ok(pb::QueryContext {
+            height: version,
+            app_hash: app_hash.to_vec(),
+            key: prefix,
+            proof: Vec::new(),
+        })
+    }
+
     fn read(&self, key: Vec<u8>, height: u64, prove: bool) -> Result<Read, Status> {
         let version = self.version(height)?;
         let app_hash = self
@@ -242,20 +257,41 @@ impl AuditService for AuditApi {
             .take(limit)
             .map(|(_, value)| decode::<state_pb::LiquidationOrder>(value))
             .collect::<Result<Vec<_>, _>>()?;
-        let app_hash = self
-            .store
-            .root_hash(version)
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found(format!("height {version} is not retained")))?;
-        let context = pb::QueryContext {
-            height: version,
-            app_hash: app_hash.to_vec(),
-            key: prefix,
-            proof: Vec::new(),
-        };
+        let context = self.unproven_context(version, prefix)?;
         Ok(Response::new(pb::ListLiquidationOrdersResponse {
             context: Some(context),
             orders,
+        }))
+    }
+
+    async fn list_instructions(
+        &self,
+        request: Request<pb::ListInstructionsRequest>,
+    ) -> Result<Response<pb::ListInstructionsResponse>, Status> {
+        let request = request.into_inner();
+        let version = self.version(0)?;
+        let (instructions, next_page_token) = crate::history::page(&self.store, &request, version)?;
+        let context = self.unproven_context(version, b"instr/".to_vec())?;
+        Ok(Response::new(pb::ListInstructionsResponse {
+            context: Some(context),
+            instructions,
+            next_page_token,
+        }))
+    }
+
+    async fn get_state_value(
+        &self,
+        request: Request<pb::GetStateValueRequest>,
+    ) -> Result<Response<pb::GetStateValueResponse>, Status> {
+        let request = request.into_inner();
+        if request.key.is_empty() {
+            return Err(Status::invalid_argument("key is empty"));
+        }
+        let read = self.read(request.key, request.height, request.prove)?;
+        Ok(Response::new(pb::GetStateValueResponse {
+            context: Some(read.context),
+            found: read.value.is_some(),
+            value: read.value.unwrap_or_default(),
         }))
     }
 

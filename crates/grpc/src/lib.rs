@@ -12,6 +12,7 @@
 
 mod audit;
 pub mod cometbft;
+mod history;
 mod instructions;
 mod passport;
 mod submit;

@@ -3,7 +3,8 @@
 //! process group of their own so a test can SIGKILL the whole validator.
 //! Logs are printed when a test fails. `Localnet` (in `localnet.rs`) does
 //! the same for several validators of one chain, and `load.rs` keeps venue
-//! reports flowing into it.
+//! reports flowing into it; `Devnet` (in `devnet.rs`) runs `clearnode
+//! devnet` with its demo venue and dashboard.
 
 // Outside consensus code: tests wait on wall-clock deadlines for real processes.
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
@@ -29,22 +30,23 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tonic::transport::{Channel, Endpoint};
 
+pub mod devnet;
 pub mod load;
 pub mod localnet;
 pub mod partition;
 
 pub const CHAIN_ID: &str = "clearnode-e2e";
 
-/// Five consecutive free ports.
+/// Six consecutive free ports (P2P, RPC, ABCI, gRPC, metrics, dashboard).
 pub fn free_port_base() -> u16 {
     let seed = u16::try_from(std::process::id() % 400).unwrap();
     for attempt in 0..200u16 {
         let base = 21_000 + ((seed + attempt * 7) % 400) * 10;
-        if (0..5).all(|offset| TcpListener::bind(("127.0.0.1", base + offset)).is_ok()) {
+        if (0..6).all(|offset| TcpListener::bind(("127.0.0.1", base + offset)).is_ok()) {
             return base;
         }
     }
-    panic!("no five consecutive free ports");
+    panic!("no six consecutive free ports");
 }
 
 pub struct TestNode {
@@ -52,6 +54,8 @@ pub struct TestNode {
     child: Option<Child>,
     pub grpc_url: String,
     pub rpc_url: String,
+    /// `host:port` of the node's dashboard.
+    pub dashboard_addr: String,
 }
 
 impl TestNode {
@@ -80,6 +84,7 @@ impl TestNode {
             child: None,
             grpc_url: format!("http://127.0.0.1:{}", port_base + 3),
             rpc_url: format!("http://127.0.0.1:{}", port_base + 1),
+            dashboard_addr: format!("127.0.0.1:{}", port_base + 5),
         }
     }
 
@@ -87,25 +92,32 @@ impl TestNode {
         self.home.path()
     }
 
+    /// Makes the validator quote BTC-PERP along `path` ([height, per-mille
+    /// of 64,000] points) through its simulated feed. Call before `start`.
+    pub fn quote_btc_along(&self, path: serde_json::Value) {
+        let scenario = serde_json::json!({
+            "start": {"market:BTC-PERP": "64000"},
+            "paths": {"market:BTC-PERP": path},
+            "step_ppm": 0, "noise_ppm": 0, "seed": 1
+        });
+        let scenario_path = self.home().join("feed-scenario.json");
+        std::fs::write(&scenario_path, scenario.to_string()).unwrap();
+        let oracle = format!(
+            "feed = \"simulated\"\nscenario = \"{}\"\n",
+            scenario_path.display()
+        );
+        std::fs::write(self.home().join("oracle.toml"), oracle).unwrap();
+    }
+
     /// `clearnode start` in its own process group.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.home().join("logs/node.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_clearnode"))
-            .arg("start")
-            .arg("--home")
-            .arg(self.home())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clearnode"));
+        command.arg("start").arg("--home").arg(self.home());
+        self.child = Some(spawn_in_group(
+            &mut command,
+            &self.home().join("logs/node.log"),
+        ));
     }
 
     /// SIGKILL the whole validator (clearnode and its cometbft), as a power cut would.
@@ -184,6 +196,22 @@ impl Drop for TestNode {
             kill_group(child);
         }
     }
+}
+
+/// Spawns `command` in a process group of its own, appending its output to `log`.
+pub fn spawn_in_group(command: &mut Command, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .spawn()
+        .unwrap()
 }
 
 /// SIGKILLs a validator's process group (clearnode and its cometbft) and reaps it.
@@ -277,6 +305,20 @@ impl Client {
             .get_system_risk(audit::GetSystemRiskRequest { height, prove })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// The insurance fund at state `height`.
+    pub async fn fund(&self, height: u64) -> clearnode_proto::state::v1::InsuranceFund {
+        self.audit()
+            .get_insurance_fund(audit::GetInsuranceFundRequest {
+                height,
+                prove: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .fund
+            .unwrap()
     }
 
     pub fn audit(&self) -> AuditServiceClient<Channel> {
