@@ -18,9 +18,17 @@ RESULTS="$ROOT/bench/results"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 mkdir -p "$WORK" "$RESULTS"
 
-nice -n 10 cargo build --release --locked -p clearnode --bin clearnode --example footprint
-CLEARNODE="$CARGO_TARGET_DIR/release/clearnode"
-FOOTPRINT="$CARGO_TARGET_DIR/release/examples/footprint"
+# BUILD=release (default) or dev-opt3, as in side-by-side.sh.
+BUILD="${BUILD:-release}"
+if [ "$BUILD" = dev-opt3 ]; then
+    CARGO_PROFILE_DEV_OPT_LEVEL=3 nice -n 10 cargo build --locked -p clearnode --bin clearnode --example footprint
+    OUT="$CARGO_TARGET_DIR/debug"
+else
+    nice -n 10 cargo build --release --locked -p clearnode --bin clearnode --example footprint
+    OUT="$CARGO_TARGET_DIR/release"
+fi
+CLEARNODE="$OUT/clearnode"
+FOOTPRINT="$OUT/examples/footprint"
 
 echo "== building a store of $ACCOUNTS accounts"
 rm -rf "$WORK/footprint"
