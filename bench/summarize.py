@@ -132,7 +132,7 @@ def main():
     lines = [
         "# Side by side: clearnode and CometBFT's kvstore",
         "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- summarized: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- commit: {commit()}",
         f"- machine: {machine()}",
         "",
