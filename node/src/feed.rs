@@ -233,7 +233,7 @@ pub fn quote_source(
     }
 }
 
-fn read_app_state(cometbft_home: &Path) -> Result<clearnode_types::genesis::Genesis> {
+pub(crate) fn read_app_state(cometbft_home: &Path) -> Result<clearnode_types::genesis::Genesis> {
     let path = cometbft_home.join("config/genesis.json");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -9,6 +9,7 @@ mod devnet;
 mod feed;
 mod init;
 mod keys;
+mod loadgen;
 mod localnet;
 mod metrics;
 mod sim;
@@ -52,6 +53,8 @@ enum Command {
     /// Several validators of one chain as processes on this machine.
     #[command(subcommand)]
     Localnet(localnet::LocalnetCommand),
+    /// Load a chain with batched venue reports (or a CometBFT kvstore alike) and measure.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// The default home directory.
@@ -101,5 +104,6 @@ fn main() -> Result<()> {
         Command::Devnet(args) => devnet::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Localnet(command) => localnet::run(command),
+        Command::Loadgen(args) => loadgen::run(args),
     }
 }

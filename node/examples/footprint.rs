@@ -1,0 +1,128 @@
+//! Footprint of a large state: builds N accounts (the engine benchmark's
+//! fixture: 3 venues, 5 markets, a position per market) into a real store,
+//! then, in a fresh process, opens the store and loads the engine as
+//! `clearnode start` does on restart, printing the time and memory it took.
+//!
+//! `cargo run --release --example footprint -- build <dir> <accounts>`
+//! `cargo run --release --example footprint -- load <dir>`
+//! (bench/footprint.sh runs both and writes bench/results/footprint.json.)
+
+// A measuring tool outside consensus: it reads the clock and unwraps on setup.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+#[path = "../../crates/engine/benches/fixture/mod.rs"]
+mod fixture;
+
+use std::path::Path;
+use std::time::Instant;
+
+use clearnode_engine::{Engine, KeyValue, StateSource};
+use clearnode_store::{Store, StoreError};
+
+/// Keys committed per version while building (bounds the tree batch in memory).
+const KEYS_PER_VERSION: usize = 500_000;
+
+struct Committed<'a>(&'a Store);
+
+impl StateSource for Committed<'_> {
+    type Error = StoreError;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get_latest(key)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.0.scan_prefix_latest(prefix)
+    }
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+                    Ok(meta) => meta.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `VmHWM` and `VmRSS` of this process, in KiB.
+fn memory_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn build(dir: &Path, accounts: u64) {
+    let started = Instant::now();
+    let source = fixture::state(accounts);
+    let pairs: Vec<_> = source.0.into_iter().collect();
+    let store = Store::open(dir).unwrap();
+    let mut version = 0;
+    for chunk in pairs.chunks(KEYS_PER_VERSION) {
+        let writes = chunk
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        store
+            .commit(store.prepare(version, writes).unwrap())
+            .unwrap();
+        version += 1;
+    }
+    // One block that prices every market computes and stores every account's risk, as a
+    // running chain would have.
+    let mut engine = Engine::load(&Committed(&store)).unwrap();
+    engine
+        .begin_block(fixture::header(engine.height() + 1), &fixture::prices(1001))
+        .unwrap();
+    let output = engine.end_block().unwrap();
+    store
+        .commit(store.prepare(version, output.writes).unwrap())
+        .unwrap();
+    drop(store);
+    let bytes = dir_bytes(dir);
+    println!(
+        "{{\"accounts\": {accounts}, \"keys\": {}, \"disk_bytes\": {bytes}, \"disk_bytes_per_account\": {}, \"build_seconds\": {}}}",
+        pairs.len(),
+        bytes / accounts.max(1),
+        started.elapsed().as_secs()
+    );
+}
+
+fn load(dir: &Path) {
+    let started = Instant::now();
+    let store = Store::open(dir).unwrap();
+    let engine = Engine::load(&Committed(&store)).unwrap();
+    let load_ms = started.elapsed().as_millis();
+    let (peak_kib, rss_kib) = memory_kib();
+    println!(
+        "{{\"accounts\": {}, \"open_and_load_ms\": {load_ms}, \"rss_bytes\": {}, \"peak_rss_bytes\": {}}}",
+        engine.state().accounts.len(),
+        rss_kib * 1024,
+        peak_kib * 1024
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match (args.get(1).map(String::as_str), args.get(2), args.get(3)) {
+        (Some("build"), Some(dir), Some(accounts)) => {
+            build(Path::new(dir), accounts.parse().unwrap())
+        }
+        (Some("load"), Some(dir), None) => load(Path::new(dir)),
+        _ => {
+            eprintln!("usage: footprint build <dir> <accounts> | footprint load <dir>");
+            std::process::exit(2);
+        }
+    }
+}
