@@ -287,6 +287,7 @@ fn configure_node(
     let mut config = init::node_config(&args.chain_id, ports, &args.cometbft_bin);
     config.grpc_addr = format!("{listen}:{}", ports.grpc);
     config.metrics_addr = format!("{listen}:{}", ports.metrics);
+    config.dashboard_addr = format!("{listen}:{}", ports.dashboard);
     config.save(home)
 }
 
