@@ -134,6 +134,7 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
                 .get_insurance_fund(audit::GetInsuranceFundRequest {
                     height,
                     prove: true,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

@@ -92,6 +92,30 @@ pub enum TxCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Move collateral into (or, with --out, back out of) the account's
+    /// isolated sub-account for one market.
+    MoveIsolated {
+        #[command(flatten)]
+        connection: Connection,
+        /// Signing key name (the owner).
+        #[arg(long)]
+        key: String,
+        /// The sub-account's market.
+        #[arg(long)]
+        market: String,
+        /// Asset id.
+        #[arg(long)]
+        asset: String,
+        /// Decimal amount.
+        #[arg(long)]
+        amount: String,
+        /// From the sub-account back to the owner.
+        #[arg(long)]
+        out: bool,
+        /// Wait for the block.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Let a venue report for the account, or stop it.
     Authorize {
         #[command(flatten)]
@@ -167,6 +191,9 @@ pub enum QueryCommand {
     Fund {
         #[command(flatten)]
         connection: Connection,
+        /// An isolated market's own fund (default: the shared fund).
+        #[arg(long, default_value = "")]
+        market: String,
         /// Height (0 = latest).
         #[arg(long, default_value_t = 0)]
         height: u64,
@@ -353,6 +380,23 @@ pub fn run_tx(command: TxCommand) -> Result<()> {
                 });
                 (connection, key, action, wait)
             }
+            TxCommand::MoveIsolated {
+                connection,
+                key,
+                market,
+                asset,
+                amount,
+                out,
+                wait,
+            } => {
+                let action = tx::tx_body::Action::MoveIsolatedMargin(tx::MoveIsolatedMargin {
+                    market,
+                    asset,
+                    amount,
+                    into_isolated: !out,
+                });
+                (connection, key, action, wait)
+            }
             TxCommand::Authorize {
                 connection,
                 key,
@@ -446,14 +490,17 @@ pub fn run_query(command: QueryCommand) -> Result<()> {
             }
             QueryCommand::Fund {
                 connection,
+                market,
                 height,
                 prove,
             } => {
                 let client = connection.connect().await?;
-                let response = client
-                    .audit()
-                    .get_insurance_fund(audit::GetInsuranceFundRequest { height, prove })
-                    .await?;
+                let request = audit::GetInsuranceFundRequest {
+                    height,
+                    prove,
+                    market,
+                };
+                let response = client.audit().get_insurance_fund(request).await?;
                 print_json(&response.into_inner())
             }
             QueryCommand::Liquidations {

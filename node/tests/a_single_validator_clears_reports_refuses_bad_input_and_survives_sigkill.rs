@@ -171,6 +171,7 @@ async fn a_single_validator_clears_reports_refuses_bad_input_and_survives_sigkil
         .get_insurance_fund(audit::GetInsuranceFundRequest {
             height: 0,
             prove: true,
+            ..Default::default()
         })
         .await
         .unwrap()

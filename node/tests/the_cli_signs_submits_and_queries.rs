@@ -96,5 +96,30 @@ async fn the_cli_signs_submits_and_queries() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("code 304"));
+
+    // 500 USDC into alice's isolated BTC sub-account, 200 back out.
+    for direction in [None, Some("--out")] {
+        let amount = if direction.is_some() { "200" } else { "500" };
+        let mut args = vec![
+            "tx",
+            "move-isolated",
+            "--key",
+            "alice",
+            "--market",
+            "BTC-PERP",
+            "--asset",
+            "USDC",
+            "--amount",
+            amount,
+            "--wait",
+        ];
+        args.extend(direction);
+        cli(&node, &args);
+    }
+    let sub = clearnode_types::Address::isolated(&address.parse().unwrap(), "BTC-PERP");
+    let isolated = cli(&node, &["query", "account", &sub.to_string()]);
+    assert_eq!(isolated["risk"]["equity"], "300");
+    let account = cli(&node, &["query", "account", "alice", "--key"]);
+    assert_eq!(account["risk"]["equity"], "3200");
     node.stop();
 }

@@ -156,7 +156,11 @@ impl Figures {
             .into_inner();
         let fund = self
             .api
-            .get_insurance_fund(Request::new(pb::GetInsuranceFundRequest { height, prove }))
+            .get_insurance_fund(Request::new(pb::GetInsuranceFundRequest {
+                height,
+                prove,
+                ..Default::default()
+            }))
             .await?
             .into_inner();
         let mut markets = Vec::new();

@@ -212,10 +212,23 @@ impl AuditService for AuditApi {
         request: Request<pb::GetInsuranceFundRequest>,
     ) -> Result<Response<pb::GetInsuranceFundResponse>, Status> {
         let request = request.into_inner();
-        let read = self.read(keys::insurance_fund(), request.height, request.prove)?;
-        let fund = read
-            .value
-            .ok_or_else(|| Status::data_loss("insurance fund missing from state"))?;
+        let key = if request.market.is_empty() {
+            keys::insurance_fund()
+        } else {
+            let market = request
+                .market
+                .parse()
+                .map_err(|e| Status::invalid_argument(format!("market: {e}")))?;
+            keys::isolated_fund(&market)
+        };
+        let read = self.read(key, request.height, request.prove)?;
+        let fund = read.value.ok_or_else(|| {
+            if request.market.is_empty() {
+                Status::data_loss("insurance fund missing from state")
+            } else {
+                Status::not_found(format!("{} is not an isolated market", request.market))
+            }
+        })?;
         let version = read.context.height;
         let mut settlements = Vec::new();
         let latest = self

@@ -30,7 +30,11 @@ impl Service {
             (Service::Venue, Action::PositionReport(_))
                 | (
                     Service::Account,
-                    Action::Withdraw(_) | Action::AuthorizeVenue(_)
+                    Action::Withdraw(_)
+                        | Action::AuthorizeVenue(_)
+                        | Action::RegisterLiquidator
+                        | Action::TakeOver(_)
+                        | Action::MoveIsolatedMargin(_)
                 )
                 | (Service::Custodian, Action::Deposit(_))
         )
@@ -40,7 +44,7 @@ impl Service {
         match self {
             Service::Venue => "VenueService.SubmitReport takes position reports",
             Service::Account => {
-                "AccountService.SubmitAccountTx takes withdrawals and venue authorizations"
+                "AccountService.SubmitAccountTx takes withdrawals, venue authorizations, liquidator registrations, takeovers and isolated-margin moves"
             }
             Service::Custodian => "CustodianService.SubmitDeposit takes deposits",
         }

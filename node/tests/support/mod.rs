@@ -313,6 +313,7 @@ impl Client {
             .get_insurance_fund(audit::GetInsuranceFundRequest {
                 height,
                 prove: false,
+                ..Default::default()
             })
             .await
             .unwrap()
