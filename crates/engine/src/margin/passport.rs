@@ -28,6 +28,11 @@ pub struct MarketAllowance {
     pub short: Quantity,
 }
 
+/// Raw quantity x raw price / this = raw money (10^(9+9-6)).
+const NOTIONAL_DIVISOR: i128 = 1_000_000_000_000;
+/// A ratio of one, in ppm.
+const RATIO_ONE_PPM: i128 = 1_000_000;
+
 /// Binary search steps: enough to pin a size below 10^15 units to 10^-9.
 const SEARCH_STEPS_MAX: u32 = 90;
 
@@ -140,9 +145,33 @@ fn largest(
         return Ok(reducing);
     }
     let signed = |q: Quantity| if sign > 0 { Ok(q) } else { q.checked_neg() };
+    // Beyond `reducing`, every unit adds at least the base fraction of its
+    // notional to the net requirement while equity stays (it enters at the
+    // mark): nothing above reducing + equity / (mark x base) can pass, so
+    // the search starts there instead of at twice the size limit.
+    let equity = compute_risk(account, context.markets, context.assets, 0)?
+        .equity
+        .max(clearnode_num::Money::ZERO);
+    let affordable = clearnode_num::mul_div(
+        clearnode_num::mul_div(
+            equity.raw(),
+            NOTIONAL_DIVISOR,
+            market.oracle_price.raw(),
+            Rounding::Ceil,
+        )?,
+        RATIO_ONE_PPM,
+        market.initial_margin.raw().max(1),
+        Rounding::Ceil,
+    )?;
+    let bound = reducing.raw().saturating_add(affordable).saturating_add(1);
     let (mut low, mut high) = (
         reducing.raw(),
-        context.size_max.raw().saturating_mul(2).max(reducing.raw()),
+        context
+            .size_max
+            .raw()
+            .saturating_mul(2)
+            .min(bound)
+            .max(reducing.raw()),
     );
     if admissible(
         account,
