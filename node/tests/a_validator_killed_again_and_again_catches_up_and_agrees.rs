@@ -1,6 +1,6 @@
 //! Under a load of venue reports, one random validator at a time is
 //! SIGKILLed (clearnode and its cometbft) at a random moment and restarted,
-//! again and again (`CLEARNODE_SOAK_KILLS` times, default 6). Three of four
+//! again and again (`CLEARNODE_SOAK_KILLS` times, default 20). Three of four
 //! equal validators hold more than 2/3 of the power, so the chain keeps
 //! committing while one is down; after each restart the victim catches up
 //! and reports, height by height, the app hashes the others signed. A run is
@@ -21,7 +21,7 @@ const BLOCKS_WHILE_DOWN: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_killed_again_and_again_catches_up_and_agrees() {
-    let kills = env_count("CLEARNODE_SOAK_KILLS", 6);
+    let kills = env_count("CLEARNODE_SOAK_KILLS", 20);
     let seed = seed("a_validator_killed_again_and_again_catches_up_and_agrees");
     let mut rng = Rng::new(seed);
     let mut net = Localnet::init(4);
