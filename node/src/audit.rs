@@ -89,12 +89,7 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
                 })
                 .await?
                 .into_inner();
-            let value = r.aggregate.context("no aggregate")?;
-            (
-                r.context,
-                value.encode_to_vec(),
-                serde_json::to_string_pretty(&value)?,
-            )
+            proven(r.context, r.aggregate.context("no aggregate")?)?
         }
         Figure::Market { market } => {
             let r = audit
@@ -105,12 +100,7 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
                 })
                 .await?
                 .into_inner();
-            let value = r.aggregate.context("no aggregate")?;
-            (
-                r.context,
-                value.encode_to_vec(),
-                serde_json::to_string_pretty(&value)?,
-            )
+            proven(r.context, r.aggregate.context("no aggregate")?)?
         }
         Figure::Account { address } => {
             let account = hex::decode(address).context("the address is hex")?;
@@ -122,12 +112,7 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
                 })
                 .await?
                 .into_inner();
-            let value = r.risk.context("no risk")?;
-            (
-                r.context,
-                value.encode_to_vec(),
-                serde_json::to_string_pretty(&value)?,
-            )
+            proven(r.context, r.risk.context("no risk")?)?
         }
         Figure::Fund => {
             let r = audit
@@ -138,12 +123,7 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
                 })
                 .await?
                 .into_inner();
-            let value = r.fund.context("no fund")?;
-            (
-                r.context,
-                value.encode_to_vec(),
-                serde_json::to_string_pretty(&value)?,
-            )
+            proven(r.context, r.fund.context("no fund")?)?
         }
         Figure::Key { key } => {
             let r = audit
@@ -170,6 +150,16 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
         app_hash: context.app_hash,
         shown,
     })
+}
+
+/// A typed answer: its context, its encoding (what the proof commits to)
+/// and its JSON.
+fn proven<M: Message + serde::Serialize>(
+    context: Option<audit::QueryContext>,
+    value: M,
+) -> Result<(Option<audit::QueryContext>, Vec<u8>, String)> {
+    let shown = serde_json::to_string_pretty(&value)?;
+    Ok((context, value.encode_to_vec(), shown))
 }
 
 /// A state value as JSON when its key names its type, else as hex.

@@ -257,47 +257,34 @@ impl Engine {
         risk: &Risk,
         events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
-        let positions: Vec<((MarketId, VenueId), Quantity)> = self
+        let account = self
             .state
             .accounts
             .get(&address)
-            .map(|a| {
-                a.positions
-                    .iter()
-                    .map(|(key, p)| (key.clone(), p.size))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .ok_or_else(|| invariant(format!("backstop of unknown account {address}")))?;
+        let positions: Vec<((MarketId, VenueId), Quantity)> = account
+            .positions
+            .iter()
+            .map(|(key, p)| (key.clone(), p.size))
+            .collect();
         // An isolated market's sub-account goes to that market's own book
         // and fund; everyone else to the shared ones.
-        let fund = self
-            .state
-            .accounts
-            .get(&address)
-            .and_then(|a| fund_of(&self.state.markets, a));
+        let fund = fund_of(&self.state.markets, account);
         let book = book_of(fund.as_ref());
         if let Some(market) = &fund {
             self.touch_account(book).map_err(rejected)?.isolated = Some((BACKSTOP, market.clone()));
         }
-        let mut transfers = Vec::with_capacity(positions.len());
         for (key, size) in &positions {
             self.transfer_at_mark(address, book, key, *size)?;
-            transfers.push((key.clone(), *size));
         }
         self.drop_orders(address)?;
 
         // With every position closed at the mark, equity is collateral value
-        // plus settled PnL; it moves to (or is owed by) the fund.
-        let collateral = self
-            .state
-            .accounts
-            .get(&address)
-            .map(|a| crate::margin::collateral_value(&a.collateral, &self.state.assets))
-            .transpose()
-            .map_err(arithmetic)?
-            .unwrap_or_default();
+        // (unchanged, as priced in `risk`) plus settled PnL; it moves to (or
+        // is owed by) the fund.
         let account = self.touch_account(address).map_err(rejected)?;
-        let equity = collateral
+        let equity = risk
+            .collateral_value
             .checked_add(account.settled_pnl)
             .map_err(arithmetic)?;
         let mut event = Event::new("backstop")
@@ -326,7 +313,7 @@ impl Engine {
                 .with("unresolved", unresolved);
         }
         self.block_context()?.dirty_funds.insert(fund);
-        for ((market, venue), size) in transfers {
+        for ((market, venue), size) in positions {
             let mut instruction = Instruction::new(venue, "backstop", address);
             instruction.quantity = Some(size.abs().map_err(arithmetic)?);
             instruction.side = if size.is_positive() { 1 } else { -1 };

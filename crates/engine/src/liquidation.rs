@@ -24,10 +24,10 @@ use crate::margin::{margin_ratio_ppm, Risk};
 use crate::state::{LiquidationOrder, Market, OrderKey, Position};
 use crate::{invariant, EngineError};
 
-/// Margin ratio (equity / maintenance) of 1.0, in ppm.
-const RATIO_ONE_PPM: i128 = 1_000_000;
+/// A ratio of 1.0 (margin ratio equity / maintenance, or a fraction), in ppm.
+pub(crate) const RATIO_ONE_PPM: i128 = 1_000_000;
 /// Raw quantity x raw price / this = raw money (10^(9+9-6)).
-const NOTIONAL_DIVISOR: i128 = 1_000_000_000_000;
+pub(crate) const NOTIONAL_DIVISOR: i128 = 1_000_000_000_000;
 
 /// Whether risk puts an account under maintenance.
 pub(crate) fn is_liquidatable(risk: &Risk) -> bool {
@@ -318,40 +318,35 @@ impl Engine {
             self.state.liquidation_orders.remove(&key);
             block.dirty_orders.insert(key);
         }
-        {
-            for (key, quantity, limit_price, side) in wanted {
-                let previous = self.state.liquidation_orders.get(&key);
-                let posted_height = previous.map_or(height, |o| o.posted_height);
-                let deadline_height = deadline;
-                let order = LiquidationOrder {
-                    quantity,
-                    limit_price,
-                    side,
-                    posted_height,
-                    deadline_height,
-                };
-                if previous != Some(&order) {
-                    let mut instruction =
-                        Instruction::new(key.2.clone(), "liquidation_order", key.0);
-                    instruction.market = Some(key.1.clone());
-                    instruction.quantity = Some(quantity);
-                    instruction.price = Some(limit_price);
-                    instruction.side = side;
-                    instruction.deadline_height = deadline_height;
-                    block.instructions.push(instruction);
-                    events.push(
-                        Event::new("liquidation_order")
-                            .with("venue", &key.2)
-                            .with("account", key.0)
-                            .with("market", &key.1)
-                            .with("quantity", quantity)
-                            .with("limit_price", limit_price)
-                            .with("side", side)
-                            .with("deadline_height", deadline_height),
-                    );
-                    block.dirty_orders.insert(key.clone());
-                    self.state.liquidation_orders.insert(key, order);
-                }
+        for (key, quantity, limit_price, side) in wanted {
+            let previous = self.state.liquidation_orders.get(&key);
+            let order = LiquidationOrder {
+                quantity,
+                limit_price,
+                side,
+                posted_height: previous.map_or(height, |o| o.posted_height),
+                deadline_height: deadline,
+            };
+            if previous != Some(&order) {
+                let mut instruction = Instruction::new(key.2.clone(), "liquidation_order", key.0);
+                instruction.market = Some(key.1.clone());
+                instruction.quantity = Some(quantity);
+                instruction.price = Some(limit_price);
+                instruction.side = side;
+                instruction.deadline_height = deadline;
+                block.instructions.push(instruction);
+                events.push(
+                    Event::new("liquidation_order")
+                        .with("venue", &key.2)
+                        .with("account", key.0)
+                        .with("market", &key.1)
+                        .with("quantity", quantity)
+                        .with("limit_price", limit_price)
+                        .with("side", side)
+                        .with("deadline_height", deadline),
+                );
+                block.dirty_orders.insert(key.clone());
+                self.state.liquidation_orders.insert(key, order);
             }
         }
     }

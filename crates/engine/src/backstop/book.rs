@@ -25,7 +25,12 @@ impl Engine {
         let height = self.state.chain.height;
         let deadline_blocks = u64::from(self.state.params.liquidation.deadline_blocks);
         let book_address = book_of(fund);
-        let Some(book) = self.state.accounts.get(&book_address) else {
+        let Some(book) = self
+            .state
+            .accounts
+            .get(&book_address)
+            .filter(|book| !book.positions.is_empty())
+        else {
             return Ok(());
         };
         let book_equity =
@@ -36,20 +41,14 @@ impl Engine {
             .checked_add(book_equity)
             .map_err(arithmetic)?;
         let insolvent = !fund_worth.is_positive();
-        let stale: Vec<((MarketId, VenueId), Quantity)> = self
-            .state
-            .accounts
-            .get(&book_address)
-            .map(|book| {
-                book.positions
-                    .iter()
-                    .filter(|(_, p)| {
-                        insolvent || height >= p.updated_height.saturating_add(deadline_blocks)
-                    })
-                    .map(|(key, p)| (key.clone(), p.size))
-                    .collect()
+        let stale: Vec<((MarketId, VenueId), Quantity)> = book
+            .positions
+            .iter()
+            .filter(|(_, p)| {
+                insolvent || height >= p.updated_height.saturating_add(deadline_blocks)
             })
-            .unwrap_or_default();
+            .map(|(key, p)| (key.clone(), p.size))
+            .collect();
         for ((market_id, venue), size) in stale {
             self.unwind_book_position(book_address, &market_id, &venue, size, events)?;
         }

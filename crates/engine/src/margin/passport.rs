@@ -12,6 +12,7 @@ use clearnode_types::{AssetId, MarketId, VenueId};
 
 use super::regime::{self, TargetInputs};
 use super::{compute_risk, compute_risk_with, Health, MarginMode};
+use crate::liquidation::{NOTIONAL_DIVISOR, RATIO_ONE_PPM};
 use crate::state::{Account, Asset, Market, Position};
 
 /// Open interest (long, short sizes) per market.
@@ -27,11 +28,6 @@ pub struct MarketAllowance {
     /// Largest additional short (positive size).
     pub short: Quantity,
 }
-
-/// Raw quantity x raw price / this = raw money (10^(9+9-6)).
-const NOTIONAL_DIVISOR: i128 = 1_000_000_000_000;
-/// A ratio of one, in ppm.
-const RATIO_ONE_PPM: i128 = 1_000_000;
 
 /// Binary search steps: enough to pin a size below 10^15 units to 10^-9.
 const SEARCH_STEPS_MAX: u32 = 90;
