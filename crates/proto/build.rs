@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "clearnode/tx/v1/tx.proto",
         "clearnode/state/v1/state.proto",
+        "clearnode/state/v1/breakers.proto",
         "clearnode/venue/v1/venue.proto",
         "clearnode/audit/v1/audit.proto",
         "clearnode/oracle/v1/oracle.proto",

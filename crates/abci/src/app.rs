@@ -280,20 +280,20 @@ impl Application for ClearnodeApp {
             .engine
             .as_mut()
             .unwrap_or_else(|| fatal("FinalizeBlock before InitChain"));
-        let prices = oracle::block_prices(engine, &request.txs, request.height);
+        let oracle_round = oracle::block_oracle(engine, &request.txs, request.height);
         let header = BlockHeader {
             height,
             time_seconds,
             time_nanos,
         };
         engine
-            .begin_block(header, prices.as_deref().unwrap_or_default())
+            .begin_block_with_oracle(header, &oracle_round.clone().unwrap_or_default())
             .unwrap_or_else(|e| fatal(e));
         let mut tx_results = Vec::with_capacity(request.txs.len());
         let mut txs = request.txs.iter();
-        if let Some(prices) = &prices {
+        if let Some(round) = &oracle_round {
             txs.next();
-            tx_results.push(convert::oracle_result(prices));
+            tx_results.push(convert::oracle_result(round));
         }
         for tx in txs {
             let outcome = engine.deliver_tx(tx).unwrap_or_else(|e| fatal(e));

@@ -48,22 +48,39 @@ pub fn exec_result(outcome: TxOutcome) -> ExecTxResult {
 }
 
 /// The result of the block's oracle update.
-pub fn oracle_result(prices: &[clearnode_types::price::PriceUpdate]) -> ExecTxResult {
+pub fn oracle_result(round: &clearnode_types::price::OracleRound) -> ExecTxResult {
+    let attribute = |key: String, value: String| abci::EventAttribute {
+        key,
+        value,
+        index: false,
+    };
+    let mut events = vec![abci::Event {
+        r#type: "oracle_update".to_string(),
+        attributes: round
+            .prices
+            .iter()
+            .map(|p| attribute(p.target.to_string(), p.price.to_string()))
+            .collect(),
+    }];
+    if !round.underquoted.is_empty() {
+        events.push(abci::Event {
+            r#type: "oracle_underquoted".to_string(),
+            attributes: round
+                .underquoted
+                .iter()
+                .map(|t| attribute(t.to_string(), "less than 2/3 of power".into()))
+                .collect(),
+        });
+    }
     ExecTxResult {
         code: 0,
         info: "oracle_update".to_string(),
-        log: format!("{} prices", prices.len()),
-        events: vec![abci::Event {
-            r#type: "oracle_update".to_string(),
-            attributes: prices
-                .iter()
-                .map(|p| abci::EventAttribute {
-                    key: p.target.to_string(),
-                    value: p.price.to_string(),
-                    index: false,
-                })
-                .collect(),
-        }],
+        log: format!(
+            "{} prices, {} quoted by too few validators",
+            round.prices.len(),
+            round.underquoted.len()
+        ),
+        events,
         ..Default::default()
     }
 }

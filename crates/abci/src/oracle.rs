@@ -14,7 +14,7 @@ use clearnode_oracle::{
     build_update, decode_vote, encode_vote, is_oracle_tx, verify_update, SignedVote, Validator,
     ValidatorSet,
 };
-use clearnode_types::price::{PriceTarget, PriceUpdate};
+use clearnode_types::price::{OracleRound, PriceTarget, PriceUpdate};
 use tendermint_proto::v0_38::abci::{
     response_verify_vote_extension::VerifyStatus, ExtendedCommitInfo, RequestVerifyVoteExtension,
     ResponseExtendVote, ResponseVerifyVoteExtension,
@@ -102,19 +102,20 @@ pub fn proposal_oracle_is_valid(engine: &Engine, txs: &[Bytes], height: i64) -> 
     }
 }
 
-/// The block's prices from its first transaction, when that is an oracle
-/// update; only listed targets are kept (validators cannot list markets).
-pub fn block_prices(engine: &Engine, txs: &[Bytes], height: i64) -> Option<Vec<PriceUpdate>> {
+/// The block's oracle round from its first transaction, when that is an
+/// oracle update; only listed targets are kept (validators cannot list
+/// markets).
+pub fn block_oracle(engine: &Engine, txs: &[Bytes], height: i64) -> Option<OracleRound> {
     let tx = txs.first().filter(|tx| is_oracle_tx(tx))?;
-    let prices = match verify_update(tx, &validator_set(engine), engine.chain_id(), height) {
-        Ok(prices) => prices,
+    let round = match verify_update(tx, &validator_set(engine), engine.chain_id(), height) {
+        Ok(round) => round,
         Err(e) => {
-            // Deterministic: every node derives the same (empty) prices.
+            // Deterministic: every node derives the same (empty) round.
             tracing::warn!(
                 height,
                 "ignoring an oracle update that does not verify: {e}"
             );
-            Vec::new()
+            OracleRound::default()
         }
     };
     let state = engine.state();
@@ -122,5 +123,12 @@ pub fn block_prices(engine: &Engine, txs: &[Bytes], height: i64) -> Option<Vec<P
         PriceTarget::Market(id) => state.markets.contains_key(id),
         PriceTarget::Asset(id) => state.assets.contains_key(id),
     };
-    Some(prices.into_iter().filter(|p| listed(&p.target)).collect())
+    Some(OracleRound {
+        prices: round
+            .prices
+            .into_iter()
+            .filter(|p| listed(&p.target))
+            .collect(),
+        underquoted: round.underquoted.into_iter().filter(listed).collect(),
+    })
 }

@@ -39,6 +39,8 @@ pub(crate) struct Contributions<'a> {
     pub(crate) markets: &'a mut BTreeMap<MarketId, MarketTotals>,
     pub(crate) system: &'a mut SystemTotals,
     pub(crate) indexes: &'a mut Indexes,
+    /// The coverage stress's adverse move (zero: no stress index).
+    pub(crate) stress_move: clearnode_num::Ratio,
 }
 
 fn index<K: Ord + Clone>(
@@ -73,6 +75,7 @@ pub(crate) fn apply_contribution(
         markets,
         system,
         indexes,
+        stress_move,
     } = into;
     for asset in account.collateral.keys() {
         index(&mut indexes.asset_holders, asset, address, direction);
@@ -117,6 +120,17 @@ pub(crate) fn apply_contribution(
     }
     if backstop {
         return Ok(net_by_market.into_keys().cloned().collect());
+    }
+    // Isolated sub-accounts default on their own market's fund, not the
+    // shared one whose coverage the system breaker watches.
+    if account.isolated.is_none() {
+        let loss = crate::breakers::stress_default_loss(&account.risk, stress_move)?;
+        if loss.is_positive() {
+            match direction {
+                Direction::Add => indexes.by_stress_loss.insert((loss, address)),
+                Direction::Remove => indexes.by_stress_loss.remove(&(loss, address)),
+            };
+        }
     }
     let equity = account.risk.equity.max(Money::ZERO);
     system.equity_positive = match direction {

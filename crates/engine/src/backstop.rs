@@ -207,7 +207,10 @@ impl Engine {
             // the end of the last block can be due: skip the rest unpriced.
             let candidate =
                 account.liquidating_since != 0 || account.risk.health == Health::Bankrupt;
-            if account.positions.is_empty() || !candidate {
+            if account.positions.is_empty()
+                || !candidate
+                || crate::breakers::account_liquidation_blocked(&self.state, account, height)
+            {
                 continue;
             }
             let risk = compute_risk(account, &self.state.markets, &self.state.assets, height)

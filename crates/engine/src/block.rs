@@ -11,7 +11,7 @@ use clearnode_types::{Address, AssetId, MarketId, TxCode, TxRejection, VenueId};
 use prost::Message;
 
 use crate::aggregates::{apply_contribution, Contributions, Direction};
-use crate::prices::PriceUpdate;
+use crate::prices::{OracleRound, PriceUpdate};
 use crate::state::{Account, State};
 use crate::{codec, invariant, keys, margin, EngineError};
 
@@ -107,6 +107,13 @@ pub(crate) struct BlockContext {
     pub(crate) dirty_venues: BTreeSet<VenueId>,
     /// Bad debt the insurance fund paid in this block, per market (its cap).
     pub(crate) fund_paid_by_market: BTreeMap<MarketId, Money>,
+    /// Breakers that changed (`None`: the system's).
+    pub(crate) dirty_breakers: BTreeSet<Option<MarketId>>,
+    /// Open interest (long, short) per market and venue as this block's
+    /// reports move it (the venues' caps).
+    pub(crate) venue_open_interest: BTreeMap<(MarketId, VenueId), (Quantity, Quantity)>,
+    /// Events of the block's start (breaker transitions), emitted at its end.
+    pub(crate) begin_events: Vec<Event>,
 }
 
 /// What a touched account held before the block.
@@ -157,12 +164,21 @@ impl Engine {
         Ok(tx)
     }
 
-    /// Starts a block: applies its oracle prices and sets every market's
-    /// margin regime before any transaction runs.
+    /// Starts a block with prices only (every other target unquoted).
     pub fn begin_block(
         &mut self,
         header: BlockHeader,
         prices: &[PriceUpdate],
+    ) -> Result<(), EngineError> {
+        self.begin_block_with_oracle(header, &OracleRound::from(prices.to_vec()))
+    }
+
+    /// Starts a block: applies its oracle prices, steps the market breakers
+    /// and sets every market's margin regime before any transaction runs.
+    pub fn begin_block_with_oracle(
+        &mut self,
+        header: BlockHeader,
+        oracle: &OracleRound,
     ) -> Result<(), EngineError> {
         if self.block.is_some() {
             return Err(EngineError::Lifecycle("begin_block inside a block".into()));
@@ -190,7 +206,29 @@ impl Engine {
             .map(|(id, totals)| (id.clone(), (totals.long, totals.short)))
             .collect();
         self.block_context()?.open_interest = open_interest;
-        self.apply_prices(prices)?;
+        let venue_open_interest = self
+            .state
+            .market_totals
+            .iter()
+            .flat_map(|(market, totals)| {
+                totals.venues.iter().map(|(venue, interest)| {
+                    (
+                        (market.clone(), venue.clone()),
+                        (interest.long, interest.short),
+                    )
+                })
+            })
+            .collect();
+        self.block_context()?.venue_open_interest = venue_open_interest;
+        let previous = self
+            .state
+            .markets
+            .iter()
+            .map(|(id, market)| (id.clone(), market.oracle_price))
+            .collect();
+        self.apply_prices(&oracle.prices)?;
+        let events = self.step_market_breakers(oracle, &previous)?;
+        self.block_context()?.begin_events = events;
         self.refresh_margin_regimes(header.height)
     }
 
@@ -201,6 +239,28 @@ impl Engine {
         venues
             .checked_add(self.state.insurance_fund.balance)?
             .checked_add(isolated)
+    }
+
+    /// A venue's open interest (long, short) in a market now.
+    pub(crate) fn venue_open_interest(
+        &self,
+        market: &MarketId,
+        venue: &VenueId,
+    ) -> (Quantity, Quantity) {
+        match &self.block {
+            Some(block) => block
+                .venue_open_interest
+                .get(&(market.clone(), venue.clone()))
+                .copied()
+                .unwrap_or_default(),
+            None => self
+                .state
+                .market_totals
+                .get(market)
+                .and_then(|totals| totals.venues.get(venue))
+                .map(|interest| (interest.long, interest.short))
+                .unwrap_or_default(),
+        }
     }
 
     /// Open interest (long, short) per market now: as of the last block,
@@ -269,6 +329,7 @@ impl Engine {
                         markets: &mut state.market_totals,
                         system: &mut state.system,
                         indexes: &mut state.indexes,
+                        stress_move: state.breakers.system.params.coverage_stress_move,
                     };
                     let markets = apply_contribution(into, address, account, Direction::Remove)
                         .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
@@ -289,9 +350,9 @@ impl Engine {
     /// Ends the block: recomputes touched accounts, aggregates, checks
     /// conservation and returns the writes.
     pub fn end_block(&mut self) -> Result<BlockOutput, EngineError> {
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.block_context()?.begin_events);
         self.run_backstop(&mut events)?;
-        let mut block = self
+        let block = self
             .block
             .take()
             .ok_or_else(|| EngineError::Lifecycle("end_block outside a block".into()))?;
@@ -311,11 +372,19 @@ impl Engine {
                 markets: &mut state.market_totals,
                 system: &mut state.system,
                 indexes: &mut state.indexes,
+                stress_move: state.breakers.system.params.coverage_stress_move,
             };
             let markets = apply_contribution(into, *address, account, Direction::Add)
                 .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
             dirty_markets.extend(markets);
         }
+        // The breakers see the block's final aggregates.
+        self.block = Some(block);
+        self.evaluate_breakers(&dirty_markets, &mut events)?;
+        let mut block = self
+            .block
+            .take()
+            .ok_or_else(|| EngineError::Lifecycle("block vanished".into()))?;
         self.health_instructions(&mut block);
         let status_changed = self.run_ladder(&mut block, &mut events)?;
         self.track_acknowledgements(&mut block, &mut events);
@@ -432,6 +501,9 @@ impl Engine {
                 .ok_or_else(|| invariant(format!("repriced unlisted asset {id}")))?;
             let value = codec::asset_to_pb(asset).map_err(invariant)?;
             writes.push((keys::asset(id), Some(value.encode_to_vec())));
+        }
+        for which in &block.dirty_breakers {
+            writes.push(self.breaker_write(which.as_ref())?);
         }
         for signer in &block.dirty_sequences {
             let next = self.state.next_sequence(signer);

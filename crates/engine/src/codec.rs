@@ -23,14 +23,14 @@ pub struct DecodeError {
     pub detail: String,
 }
 
-fn bad(what: &'static str, detail: impl ToString) -> DecodeError {
+pub(crate) fn bad(what: &'static str, detail: impl ToString) -> DecodeError {
     DecodeError {
         what,
         detail: detail.to_string(),
     }
 }
 
-fn parse<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T, DecodeError>
+pub(crate) fn parse<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T, DecodeError>
 where
     T::Err: std::fmt::Display,
 {
@@ -38,11 +38,11 @@ where
         .map_err(|e: T::Err| bad(what, format!("{text:?}: {e}")))
 }
 
-fn ratio(ppm: u64) -> Ratio {
+pub(crate) fn ratio(ppm: u64) -> Ratio {
     Ratio::from_raw(i128::from(ppm))
 }
 
-fn ppm(what: &'static str, ratio: Ratio) -> Result<u64, DecodeError> {
+pub(crate) fn ppm(what: &'static str, ratio: Ratio) -> Result<u64, DecodeError> {
     u64::try_from(ratio.raw()).map_err(|_| bad(what, "ratio out of range"))
 }
 

@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 
 use clearnode_num::{Money, Ratio};
 use clearnode_proto::state::v1 as pb;
-use clearnode_types::genesis::{parse_public_key, Genesis, GenesisError, GenesisLiquidation};
+use clearnode_types::genesis::{
+    parse_public_key, Genesis, GenesisError, GenesisLiquidation, GenesisMarketBreaker,
+    GenesisSystemBreaker,
+};
 use prost::Message;
 
 use crate::block::{Engine, Write};
+use crate::breakers::{MarketBreaker, MarketBreakerParams, SystemBreakerParams};
 use crate::margin::regime::{size_tiers, MarketMargin};
 use sha2::Digest;
 
@@ -34,6 +38,31 @@ fn liquidation_params(l: &GenesisLiquidation) -> LiquidationParams {
         fee_max: ppm(l.fee_max_ppm),
         liquidator_share: ppm(l.liquidator_share_ppm),
         adl_profit_share_max: ppm(l.adl_profit_share_max_ppm),
+    }
+}
+
+fn market_breaker_params(b: &GenesisMarketBreaker) -> MarketBreakerParams {
+    MarketBreakerParams {
+        price_band: ppm(b.price_band_ppm),
+        limit_blocks: b.limit_blocks,
+        pause_blocks: b.pause_blocks,
+        reopen_blocks: b.reopen_blocks,
+        reopen_margin_multiplier: ppm(b.reopen_margin_multiplier_ppm),
+        reference_window_blocks: b.reference_window_blocks,
+        open_interest_cap: b.open_interest_cap,
+        venue_open_interest_cap: b.venue_open_interest_cap,
+        stale_after_blocks: b.stale_after_blocks,
+        volatile_move: ppm(b.volatile_move_ppm),
+    }
+}
+
+fn system_breaker_params(b: &GenesisSystemBreaker) -> SystemBreakerParams {
+    SystemBreakerParams {
+        fund_drawdown_max: ppm(b.fund_drawdown_max_ppm),
+        fund_drawdown_window_blocks: b.fund_drawdown_window_blocks,
+        coverage_stress_move: ppm(b.coverage_stress_move_ppm),
+        tightened_margin_multiplier: ppm(b.tightened_margin_multiplier_ppm),
+        fresh_price_blocks: b.fresh_price_blocks,
     }
 }
 
@@ -78,6 +107,7 @@ impl Engine {
             isolated_funds: BTreeMap::new(),
             venue_settlements: BTreeMap::new(),
             validators: BTreeMap::new(),
+            breakers: Default::default(),
         };
         for m in &genesis.markets {
             let base = ppm(m.initial_margin_ppm);
@@ -117,7 +147,10 @@ impl Engine {
                 state.isolated_funds.insert(m.id.clone(), fund);
             }
             state.market_totals.insert(m.id.clone(), Default::default());
+            let breaker = MarketBreaker::new(market_breaker_params(&m.breaker), m.oracle_price);
+            state.breakers.markets.insert(m.id.clone(), breaker);
         }
+        state.breakers.system.params = system_breaker_params(&genesis.params.system_breaker);
         for a in &genesis.assets {
             let asset = Asset {
                 id: a.id.clone(),
@@ -225,6 +258,10 @@ impl Engine {
             writes.push((keys::settlement(id), Some(settlement.encode_to_vec())));
         }
         writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
+        writes.push(self.breaker_write(None)?);
+        for id in state.breakers.markets.keys() {
+            writes.push(self.breaker_write(Some(id))?);
+        }
         writes.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(writes)
     }

@@ -136,3 +136,15 @@ pub fn instructions_prefix(venue: &VenueId) -> Vec<u8> {
 pub fn instruction(venue: &VenueId, height: u64, index: u32) -> Vec<u8> {
     format!("instr/{venue}/{height:020}/{index:06}").into_bytes()
 }
+
+/// Prefix of all market breakers.
+pub const MARKET_BREAKER_PREFIX: &[u8] = b"breaker/market/";
+/// `breaker/market/BTC-PERP`: `MarketBreaker` (status, band, price validity, caps).
+pub fn market_breaker(id: &MarketId) -> Vec<u8> {
+    [MARKET_BREAKER_PREFIX, id.as_str().as_bytes()].concat()
+}
+
+/// `breaker/system`: `SystemBreaker` (fund drawdown, coverage, reduce-only).
+pub fn system_breaker() -> Vec<u8> {
+    b"breaker/system".to_vec()
+}

@@ -20,6 +20,7 @@ mod acknowledgements;
 mod aggregates;
 mod backstop;
 mod block;
+pub mod breakers;
 pub mod codec;
 mod exec;
 mod genesis;
@@ -36,7 +37,7 @@ pub mod testkit;
 pub use backstop::BACKSTOP;
 pub use block::{BlockHeader, BlockOutput, Engine, Event, TxOutcome, Write};
 pub use load::{KeyValue, LoadError, StateSource};
-pub use prices::{PriceTarget, PriceUpdate};
+pub use prices::{OracleRound, PriceTarget, PriceUpdate};
 
 /// Fatal engine errors. A rejected transaction is not an error: it is a
 /// [`TxOutcome`] with a code.

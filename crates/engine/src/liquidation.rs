@@ -224,6 +224,15 @@ impl Engine {
             let account = self
                 .state
                 .accounts
+                .get(&address)
+                .ok_or_else(|| invariant(format!("indexed account {address} vanished")))?;
+            // A paused market or a price not to be trusted holds it back.
+            if crate::breakers::account_liquidation_blocked(&self.state, account, height) {
+                continue;
+            }
+            let account = self
+                .state
+                .accounts
                 .get_mut(&address)
                 .ok_or_else(|| invariant(format!("indexed account {address} vanished")))?;
             if account.liquidating_since == 0 {

@@ -89,6 +89,7 @@ impl Engine {
             isolated_funds: BTreeMap::new(),
             venue_settlements: BTreeMap::new(),
             validators: BTreeMap::new(),
+            breakers: Default::default(),
         };
         for (_, value) in scan(source, keys::ISOLATED_FUND_PREFIX)? {
             let (market, fund) = codec::isolated_fund_from_pb(decode("isolated fund", &value)?)?;
@@ -151,6 +152,15 @@ impl Engine {
             let (address, account) = codec::account_from_pb(decode("account", &value)?)?;
             state.accounts.insert(address, account);
         }
+        for (_, value) in scan(source, keys::MARKET_BREAKER_PREFIX)? {
+            let (market, breaker) =
+                crate::breakers::codec::market_breaker_from_pb(decode("market breaker", &value)?)?;
+            state.breakers.markets.insert(market, breaker);
+        }
+        state.breakers.system = crate::breakers::codec::system_breaker_from_pb(decode(
+            "system breaker",
+            &required(source, keys::system_breaker())?,
+        )?)?;
         for (_, value) in scan(source, keys::POSITION_PREFIX)? {
             let (address, market, venue, position) =
                 codec::position_from_pb(decode("position", &value)?)?;
@@ -166,6 +176,7 @@ impl Engine {
                 markets: &mut state.market_totals,
                 system: &mut state.system,
                 indexes: &mut state.indexes,
+                stress_move: state.breakers.system.params.coverage_stress_move,
             };
             apply_contribution(into, *address, account, Direction::Add).map_err(|e| {
                 DecodeError {

@@ -13,7 +13,7 @@ use crate::block::Engine;
 use crate::margin::regime::{self, TargetInputs};
 use crate::{invariant, EngineError};
 
-pub use clearnode_types::price::{PriceTarget, PriceUpdate};
+pub use clearnode_types::price::{OracleRound, PriceTarget, PriceUpdate};
 
 fn touch_failed(rejection: TxRejection) -> EngineError {
     invariant(format!("touching an account: {}", rejection.log))
@@ -102,6 +102,18 @@ impl Engine {
                 volatility_reference_ppm: market.volatility_reference_ppm,
             })
             .map_err(invariant)?;
+            // Breakers widen it (a staged reopen, the system breaker).
+            let multiplier = self
+                .state
+                .breakers
+                .margin_multiplier(&id, height)
+                .map_err(invariant)?;
+            let target = crate::breakers::widen(target, multiplier).map_err(invariant)?;
+            let market = self
+                .state
+                .markets
+                .get(&id)
+                .ok_or_else(|| invariant(format!("market {id} vanished")))?;
             let mut next = regime::phase_in(
                 &market.margin,
                 target,

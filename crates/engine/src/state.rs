@@ -324,6 +324,8 @@ pub struct State {
     pub venue_settlements: BTreeMap<VenueId, Money>,
     /// CometBFT's validator set (it signs the oracle's vote extensions).
     pub validators: BTreeMap<[u8; 20], ConsensusValidator>,
+    /// Circuit breakers and oracle validity.
+    pub breakers: crate::breakers::Breakers,
 }
 
 /// A consensus validator.
@@ -346,6 +348,9 @@ pub struct Indexes {
     /// Accounts with positions by margin ratio (equity / maintenance, ppm),
     /// most under water first: the liquidation ladder's queue.
     pub by_risk: BTreeSet<(i128, Address)>,
+    /// Accounts by what they would leave unpaid in the coverage stress
+    /// (only positive losses): the system breaker's two largest defaults.
+    pub by_stress_loss: BTreeSet<(Money, Address)>,
 }
 
 impl State {

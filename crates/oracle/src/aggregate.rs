@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use clearnode_num::Price;
-use clearnode_types::price::{PriceTarget, PriceUpdate};
+use clearnode_types::price::{OracleRound, PriceTarget, PriceUpdate};
 
 /// Per target, the stake-weighted median of the quotes, for targets quoted
 /// by validators holding at least 2/3 of `total_power`. The median is the
@@ -11,6 +11,12 @@ use clearnode_types::price::{PriceTarget, PriceUpdate};
 /// the quoting power: a validator quoting a wild price moves it only by
 /// its rank, never by its size.
 pub fn aggregate(votes: &[(u64, Vec<PriceUpdate>)], total_power: u64) -> Vec<PriceUpdate> {
+    aggregate_round(votes, total_power).prices
+}
+
+/// The round: [`aggregate`]'s prices, and the targets quoted by less than
+/// 2/3 of the power (too few reporters: not priced, flagged by the engine).
+pub fn aggregate_round(votes: &[(u64, Vec<PriceUpdate>)], total_power: u64) -> OracleRound {
     let mut by_target: BTreeMap<&PriceTarget, Vec<(Price, u64)>> = BTreeMap::new();
     for (power, quotes) in votes {
         for quote in quotes {
@@ -21,10 +27,11 @@ pub fn aggregate(votes: &[(u64, Vec<PriceUpdate>)], total_power: u64) -> Vec<Pri
         }
     }
     let total = u128::from(total_power);
-    let mut prices = Vec::new();
+    let mut round = OracleRound::default();
     for (target, mut quotes) in by_target {
         let quoting: u128 = quotes.iter().map(|(_, power)| u128::from(*power)).sum();
         if total == 0 || 3 * quoting < 2 * total {
+            round.underquoted.push(target.clone());
             continue;
         }
         quotes.sort();
@@ -32,7 +39,7 @@ pub fn aggregate(votes: &[(u64, Vec<PriceUpdate>)], total_power: u64) -> Vec<Pri
         for (price, power) in quotes {
             cumulative += u128::from(power);
             if 2 * cumulative >= quoting {
-                prices.push(PriceUpdate {
+                round.prices.push(PriceUpdate {
                     target: target.clone(),
                     price,
                 });
@@ -40,7 +47,7 @@ pub fn aggregate(votes: &[(u64, Vec<PriceUpdate>)], total_power: u64) -> Vec<Pri
             }
         }
     }
-    prices
+    round
 }
 
 #[cfg(test)]
@@ -82,6 +89,9 @@ mod tests {
         );
         let votes = vec![(20, btc(100)), (10, btc(101)), (10, Vec::new())];
         assert_eq!(aggregate(&votes, 40).len(), 1, "3/4 of the power is");
+        let round = aggregate_round(&votes[..1], 40);
+        assert!(round.prices.is_empty());
+        assert_eq!(round.underquoted.len(), 1, "half the power is too few");
     }
 
     proptest! {

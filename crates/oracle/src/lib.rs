@@ -20,7 +20,7 @@ mod aggregate;
 mod update;
 mod vote;
 
-pub use aggregate::aggregate;
+pub use aggregate::{aggregate, aggregate_round};
 pub use update::{build_update, is_oracle_tx, verify_update, SignedVote, ORACLE_TX_PREFIX};
 pub use vote::{decode_vote, encode_vote, extension_sign_bytes, QUOTES_PER_VOTE_MAX};
 

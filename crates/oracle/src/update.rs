@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 
 use clearnode_proto::oracle::v1 as pb;
-use clearnode_types::price::PriceUpdate;
+use clearnode_types::price::OracleRound;
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 
-use crate::aggregate::aggregate;
+use crate::aggregate::aggregate_round;
 use crate::vote::{decode_vote, extension_sign_bytes};
 use crate::{OracleError, ValidatorAddress, ValidatorSet};
 
@@ -60,7 +60,7 @@ pub fn verify_update(
     validators: &ValidatorSet,
     chain_id: &str,
     block_height: i64,
-) -> Result<Vec<PriceUpdate>, OracleError> {
+) -> Result<OracleRound, OracleError> {
     let body = tx
         .strip_prefix(ORACLE_TX_PREFIX)
         .ok_or_else(|| OracleError::Malformed("not an oracle update".into()))?;
@@ -110,7 +110,7 @@ pub fn verify_update(
         // signed into a commit; a proposer cannot forge one, so decode strictly.
         votes.push((validator.power, decode_vote(&vote.extension)?));
     }
-    Ok(aggregate(&votes, total))
+    Ok(aggregate_round(&votes, total))
 }
 
 #[cfg(test)]

@@ -82,11 +82,23 @@ pub enum TxCode {
     /// A position in an isolated market for an account that is not its
     /// isolated sub-account, or an isolated sub-account outside its market.
     IsolationMismatch = 314,
+    /// A report that adds exposure in a market whose price left its band
+    /// (limit state) or while the system breaker is tripped: reduce-only.
+    BreakerReduceOnly = 315,
+    /// A report, withdrawal or takeover touching a paused or halted market.
+    MarketPaused = 316,
+    /// The action needs a valid oracle price and the market's is stale, too
+    /// volatile or quoted by too few validators.
+    OracleInvalid = 317,
+    /// A report that takes a market's or a venue's open interest above its cap.
+    OpenInterestCap = 318,
+    /// A TripBreaker whose condition does not hold (or is already tripped).
+    BreakerConditionFalse = 319,
 }
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 33] = [
+    pub const ALL: [TxCode; 38] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -120,6 +132,11 @@ impl TxCode {
         TxCode::OutsidePriceBand,
         TxCode::QuantityAboveOrder,
         TxCode::IsolationMismatch,
+        TxCode::BreakerReduceOnly,
+        TxCode::MarketPaused,
+        TxCode::OracleInvalid,
+        TxCode::OpenInterestCap,
+        TxCode::BreakerConditionFalse,
     ];
 
     /// The number on the wire.
@@ -168,6 +185,11 @@ impl TxCode {
             TxCode::OutsidePriceBand => "outside_price_band",
             TxCode::QuantityAboveOrder => "quantity_above_order",
             TxCode::IsolationMismatch => "isolation_mismatch",
+            TxCode::BreakerReduceOnly => "breaker_reduce_only",
+            TxCode::MarketPaused => "market_paused",
+            TxCode::OracleInvalid => "oracle_invalid",
+            TxCode::OpenInterestCap => "open_interest_cap",
+            TxCode::BreakerConditionFalse => "breaker_condition_false",
         }
     }
 }

@@ -8,6 +8,9 @@ use clearnode_num::{Money, Price, Quantity};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AssetId, MarketId, VenueId};
+mod breakers;
+pub use breakers::{GenesisMarketBreaker, GenesisSystemBreaker};
+
 use crate::limits::{GENESIS_ENTRIES_MAX, PRICE_UNITS_MAX, QUANTITY_UNITS_MAX, REPORT_ENTRIES_MAX};
 
 /// Parts per million in 1.0.
@@ -78,6 +81,9 @@ pub struct GenesisMarket {
     /// The isolated market's own insurance fund at genesis (USD).
     #[serde(default)]
     pub isolated_insurance_fund: Money,
+    /// Circuit breakers and oracle validity (absent: none).
+    #[serde(default)]
+    pub breaker: GenesisMarketBreaker,
 }
 
 /// One size tier: from this net notional on, the marginal fraction is higher.
@@ -137,6 +143,9 @@ pub struct GenesisParams {
     /// Blocks a venue has to acknowledge a liquidation, takeover, backstop
     /// or ADL instruction before it becomes delinquent.
     pub instruction_ack_blocks: u32,
+    /// The system-wide breaker (absent: none).
+    #[serde(default)]
+    pub system_breaker: GenesisSystemBreaker,
 }
 
 /// The liquidation ladder's parameters (see `LiquidationParams` in state.proto).
@@ -282,7 +291,9 @@ impl Genesis {
         }
         for market in &self.markets {
             validate_market(market)?;
+            market.breaker.validate(market.id.as_str())?;
         }
+        self.params.system_breaker.validate()?;
         let prices = self.markets.iter().map(|m| (m.id.as_str(), m.oracle_price));
         let prices = prices.chain(self.assets.iter().map(|a| (a.id.as_str(), a.oracle_price)));
         for (id, price) in prices {

@@ -51,6 +51,25 @@ pub struct PriceUpdate {
     pub price: Price,
 }
 
+/// One block's oracle round: the prices validators agreed on (>= 2/3 of
+/// power), and the targets some quoted but too few to price.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OracleRound {
+    /// Prices quoted by >= 2/3 of voting power (the stake-weighted median).
+    pub prices: Vec<PriceUpdate>,
+    /// Targets quoted by less than 2/3 of voting power (not priced).
+    pub underquoted: Vec<PriceTarget>,
+}
+
+impl From<Vec<PriceUpdate>> for OracleRound {
+    fn from(prices: Vec<PriceUpdate>) -> Self {
+        Self {
+            prices,
+            underquoted: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,13 @@ impl Signer {
         ))
     }
 
+    /// Trips a market's breakers (`Some`) or the system's, if a condition holds.
+    pub fn trip_breaker(&mut self, market: Option<&str>) -> Vec<u8> {
+        self.sign(pb::tx_body::Action::TripBreaker(pb::TripBreaker {
+            market: market.unwrap_or_default().into(),
+        }))
+    }
+
     /// A position report (the signer must be the venue's key to succeed).
     pub fn report(&mut self, venue: &str, entries: &[Entry<'_>]) -> Vec<u8> {
         self.report_acknowledging(venue, entries, 0)

@@ -80,6 +80,8 @@ pub enum Action {
     TakeOver(TakeOver),
     /// Collateral into or out of the signer's isolated sub-account (account).
     MoveIsolatedMargin(MoveIsolatedMargin),
+    /// Trip a breaker whose condition holds (a market's, or the system's).
+    TripBreaker(Option<MarketId>),
 }
 
 impl Action {
@@ -93,6 +95,7 @@ impl Action {
             Action::RegisterLiquidator => "register_liquidator",
             Action::TakeOver(_) => "take_over_position",
             Action::MoveIsolatedMargin(_) => "move_isolated_margin",
+            Action::TripBreaker(_) => "trip_breaker",
         }
     }
 }
@@ -261,6 +264,8 @@ fn check_action(action: pb::tx_body::Action) -> Result<Action, TxRejection> {
             amount: positive_amount("amount", &m.amount)?,
             into_isolated: m.into_isolated,
         }),
+        A::TripBreaker(t) if t.market.is_empty() => Action::TripBreaker(None),
+        A::TripBreaker(t) => Action::TripBreaker(Some(id_field("market", &t.market)?)),
         A::TakeOverPosition(t) => Action::TakeOver(TakeOver {
             account: address_field("account", &t.account)?,
             market: id_field("market", &t.market)?,

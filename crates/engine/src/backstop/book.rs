@@ -44,8 +44,9 @@ impl Engine {
         let stale: Vec<((MarketId, VenueId), Quantity)> = book
             .positions
             .iter()
-            .filter(|(_, p)| {
-                insolvent || height >= p.updated_height.saturating_add(deadline_blocks)
+            .filter(|((market, _), p)| {
+                let due = insolvent || height >= p.updated_height.saturating_add(deadline_blocks);
+                due && crate::breakers::liquidation_blocked(&self.state, market, height).is_none()
             })
             .map(|(key, p)| (key.clone(), p.size))
             .collect();

@@ -44,6 +44,8 @@ struct Chain {
     committed: MemoryState,
     /// Prices for the next block.
     prices: Vec<crate::PriceUpdate>,
+    /// Targets quoted by too few validators in the next block.
+    underquoted: Vec<crate::PriceTarget>,
 }
 
 impl Chain {
@@ -60,6 +62,7 @@ impl Chain {
             engine,
             committed,
             prices: Vec::new(),
+            underquoted: Vec::new(),
         }
     }
 
@@ -67,17 +70,18 @@ impl Chain {
     fn block(&mut self, txs: &[Vec<u8>]) -> Vec<TxCode> {
         let height = self.engine.height() + 1;
         let time_seconds = 1_700_000_000 + i64::try_from(height).expect("small");
+        let oracle = crate::OracleRound {
+            prices: std::mem::take(&mut self.prices),
+            underquoted: std::mem::take(&mut self.underquoted),
+        };
+        let header = BlockHeader {
+            height,
+            time_seconds,
+            time_nanos: 0,
+        };
         self.engine
-            .begin_block(
-                BlockHeader {
-                    height,
-                    time_seconds,
-                    time_nanos: 0,
-                },
-                &self.prices,
-            )
+            .begin_block_with_oracle(header, &oracle)
             .expect("begin");
-        self.prices.clear();
         let codes = txs
             .iter()
             .map(|tx| self.engine.deliver_tx(tx).expect("in block").code)
@@ -530,5 +534,6 @@ proptest::proptest! {
 
 mod acknowledgements;
 mod backstop;
+mod breakers;
 mod isolated;
 mod ladder;

@@ -67,6 +67,11 @@ pub(super) fn validate(state: &State, tx: &VerifiedTx, take: &TakeOver) -> Resul
             ),
         )
     })?;
+    if let Some(rejection) =
+        crate::breakers::liquidation_blocked(state, &take.market, state.chain.height)
+    {
+        return Err(rejection);
+    }
     if take.quantity > order.quantity {
         return Err(reject(
             TxCode::QuantityAboveOrder,
@@ -364,7 +369,7 @@ impl Engine {
             .checked_add(realized)
             .map_err(arithmetic)?;
         let change = super::report::open_interest_change(old, new).map_err(arithmetic)?;
-        self.move_open_interest(key.0.clone(), change)?;
+        self.move_open_interest(key.0.clone(), &key.1, change)?;
         Ok(realized)
     }
 }

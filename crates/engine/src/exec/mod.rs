@@ -9,6 +9,8 @@ mod liquidator;
 mod report;
 mod withdraw;
 
+pub(crate) use report::OpenInterest;
+
 use clearnode_types::tx::{Action, VerifiedTx};
 use clearnode_types::{TxCode, TxRejection};
 
@@ -43,11 +45,13 @@ impl Engine {
                     tx,
                     report,
                     last_committed,
+                    &|market, venue| self.venue_open_interest(market, venue),
                 )
             }
             Action::RegisterLiquidator => Ok(()),
             Action::TakeOver(take) => liquidator::validate(&self.state, tx, take),
             Action::MoveIsolatedMargin(move_) => isolated::validate(&self.state, tx, move_),
+            Action::TripBreaker(market) => self.trip_condition_holds(market.as_ref()),
         }
     }
 
@@ -64,6 +68,7 @@ impl Engine {
             Action::RegisterLiquidator => self.apply_register_liquidator(signer)?,
             Action::TakeOver(take) => self.apply_take_over(signer, take)?,
             Action::MoveIsolatedMargin(move_) => self.apply_move_isolated(signer, move_)?,
+            Action::TripBreaker(market) => self.apply_trip_breaker(market)?,
         };
         let next = expected
             .checked_add(1)

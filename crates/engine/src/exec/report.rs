@@ -22,6 +22,7 @@ pub(super) fn validate(
     tx: &VerifiedTx,
     report: &PositionReport,
     last_committed: u64,
+    venue_interest: crate::breakers::VenueInterestOf<'_>,
 ) -> Result<(), TxRejection> {
     // Who: the venue, its key, its status, then each account's authorization.
     let Some(venue) = state.venues.get(&report.venue) else {
@@ -113,6 +114,9 @@ pub(super) fn validate(
             ));
         }
     }
+    let changes = open_interest_changes(state, report)
+        .map_err(|e| reject(TxCode::InvalidAmount, format!("open interest: {e}")))?;
+    crate::breakers::check_report(state, report, open_interest, &changes, venue_interest)?;
     check_margin(state, open_interest, report)
 }
 
@@ -136,7 +140,10 @@ fn short_part(size: Quantity) -> Result<Quantity, NumError> {
 }
 
 /// How the report moves each market's (long, short) open interest.
-fn open_interest_changes(state: &State, report: &PositionReport) -> Result<OpenInterest, NumError> {
+pub(crate) fn open_interest_changes(
+    state: &State,
+    report: &PositionReport,
+) -> Result<OpenInterest, NumError> {
     let mut changes = OpenInterest::new();
     for entry in &report.entries {
         let old = state
@@ -180,6 +187,8 @@ fn projected_targets(
             volatility_ppm: regime::volatility_ppm(market.margin.volatility_variance),
             volatility_reference_ppm: market.volatility_reference_ppm,
         })?;
+        let multiplier = state.breakers.margin_multiplier(&id, state.chain.height)?;
+        let target = crate::breakers::widen(target, multiplier)?;
         targets.insert(id, target);
     }
     Ok(targets)
@@ -290,10 +299,15 @@ impl Engine {
     pub(crate) fn move_open_interest(
         &mut self,
         market: MarketId,
+        venue: &VenueId,
         (long_change, short_change): (Quantity, Quantity),
     ) -> Result<(), TxRejection> {
         let overflow = |e: NumError| reject(TxCode::InvalidAmount, e.to_string());
         let block = self.context()?;
+        let key = (market.clone(), venue.clone());
+        let (long, short) = block.venue_open_interest.entry(key).or_default();
+        *long = long.checked_add(long_change).map_err(overflow)?;
+        *short = short.checked_add(short_change).map_err(overflow)?;
         let (long, short) = block.open_interest.entry(market).or_default();
         *long = long.checked_add(long_change).map_err(overflow)?;
         *short = short.checked_add(short_change).map_err(overflow)?;
@@ -306,7 +320,7 @@ impl Engine {
         let changes = open_interest_changes(&self.state, &report)
             .map_err(|e| reject(TxCode::InvalidAmount, e.to_string()))?;
         for (market, change) in changes {
-            self.move_open_interest(market, change)?;
+            self.move_open_interest(market, &report.venue, change)?;
         }
         for entry in report.entries {
             let account = self.touch_account(entry.account)?;

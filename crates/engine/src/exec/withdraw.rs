@@ -37,6 +37,7 @@ pub(super) fn validate(
     let Some(account) = account else {
         return Err(reject(TxCode::InsufficientCollateral, "no such account"));
     };
+    crate::breakers::check_withdrawal(state, account)?;
     let mut after = account.clone();
     let remaining = balance
         .checked_sub(withdraw.amount)

@@ -1,3 +1,4 @@
+use clearnode_types::price::PriceUpdate;
 use ed25519_dalek::{Signer as _, SigningKey};
 
 use super::*;
@@ -55,7 +56,9 @@ fn an_honest_update_yields_the_median() {
     ];
     let tx = build_update(7, 0, votes);
     assert!(is_oracle_tx(&tx));
-    let prices = verify_update(&tx, &set(&keys), CHAIN, 8).expect("valid");
+    let prices = verify_update(&tx, &set(&keys), CHAIN, 8)
+        .expect("valid")
+        .prices;
     assert_eq!(prices, btc("101"));
 }
 
