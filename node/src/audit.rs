@@ -57,6 +57,13 @@ enum Figure {
     },
     /// The insurance fund.
     Fund,
+    /// A circuit breaker: a market's (with its oracle validity), or the
+    /// system's without --market.
+    Breaker {
+        /// Market id (default: the system breaker).
+        #[arg(long)]
+        market: Option<String>,
+    },
     /// Any state value by its key, e.g. an instruction
     /// (`instr/venue-a/00000000000000000042/000000`) or a liquidation order
     /// (`liq/<address>/BTC-PERP/venue-a`).
@@ -125,6 +132,26 @@ async fn fetch_answer(args: &VerifyArgs) -> Result<Answer> {
                 .into_inner();
             proven(r.context, r.fund.context("no fund")?)?
         }
+        Figure::Breaker { market } => {
+            let r = audit
+                .get_breakers(audit::GetBreakersRequest {
+                    height,
+                    prove: true,
+                })
+                .await?
+                .into_inner();
+            match market {
+                None => proven(r.context, r.system.context("no system breaker")?)?,
+                Some(market) => {
+                    let entry = r
+                        .markets
+                        .into_iter()
+                        .find(|m| m.breaker.as_ref().is_some_and(|b| &b.market == market))
+                        .with_context(|| format!("no breaker for market {market}"))?;
+                    proven(entry.context, entry.breaker.context("no breaker")?)?
+                }
+            }
+        }
         Figure::Key { key } => {
             let r = audit
                 .get_state_value(audit::GetStateValueRequest {
@@ -169,6 +196,10 @@ fn show_state_value(key: &str, value: &[u8]) -> Result<String> {
         serde_json::to_string_pretty(&state::Instruction::decode(value)?)?
     } else if key.starts_with("liq/") {
         serde_json::to_string_pretty(&state::LiquidationOrder::decode(value)?)?
+    } else if key == "breaker/system" {
+        serde_json::to_string_pretty(&state::SystemBreaker::decode(value)?)?
+    } else if key.starts_with("breaker/market/") {
+        serde_json::to_string_pretty(&state::MarketBreaker::decode(value)?)?
     } else {
         format!("{key} = {}", hex::encode(value))
     })

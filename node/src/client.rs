@@ -116,6 +116,20 @@ pub enum TxCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Trip a circuit breaker whose condition holds in state (anyone may).
+    TripBreaker {
+        #[command(flatten)]
+        connection: Connection,
+        /// Signing key name.
+        #[arg(long)]
+        key: String,
+        /// Market id (default: the system breaker).
+        #[arg(long, default_value = "")]
+        market: String,
+        /// Wait for the block.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Let a venue report for the account, or stop it.
     Authorize {
         #[command(flatten)]
@@ -184,6 +198,17 @@ pub enum QueryCommand {
         #[arg(long, default_value_t = 0)]
         height: u64,
         /// Include a Merkle proof.
+        #[arg(long)]
+        prove: bool,
+    },
+    /// Circuit breakers and oracle validity: the system's and every market's.
+    Breakers {
+        #[command(flatten)]
+        connection: Connection,
+        /// Height (0 = latest).
+        #[arg(long, default_value_t = 0)]
+        height: u64,
+        /// Include Merkle proofs.
         #[arg(long)]
         prove: bool,
     },
@@ -380,6 +405,15 @@ pub fn run_tx(command: TxCommand) -> Result<()> {
                 });
                 (connection, key, action, wait)
             }
+            TxCommand::TripBreaker {
+                connection,
+                key,
+                market,
+                wait,
+            } => {
+                let action = tx::tx_body::Action::TripBreaker(tx::TripBreaker { market });
+                (connection, key, action, wait)
+            }
             TxCommand::MoveIsolated {
                 connection,
                 key,
@@ -486,6 +520,16 @@ pub fn run_query(command: QueryCommand) -> Result<()> {
                         prove,
                     })
                     .await?;
+                print_json(&response.into_inner())
+            }
+            QueryCommand::Breakers {
+                connection,
+                height,
+                prove,
+            } => {
+                let client = connection.connect().await?;
+                let request = audit::GetBreakersRequest { height, prove };
+                let response = client.audit().get_breakers(request).await?;
                 print_json(&response.into_inner())
             }
             QueryCommand::Fund {

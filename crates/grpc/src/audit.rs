@@ -292,6 +292,38 @@ impl AuditService for AuditApi {
         }))
     }
 
+    async fn get_breakers(
+        &self,
+        request: Request<pb::GetBreakersRequest>,
+    ) -> Result<Response<pb::GetBreakersResponse>, Status> {
+        let request = request.into_inner();
+        let read = self.read(keys::system_breaker(), request.height, request.prove)?;
+        let system = read
+            .value
+            .ok_or_else(|| Status::data_loss("system breaker missing from state"))?;
+        let version = read.context.height;
+        let mut markets = Vec::new();
+        let listed = self
+            .store
+            .scan_prefix_latest(keys::MARKET_BREAKER_PREFIX)
+            .map_err(internal)?;
+        for (key, _) in listed {
+            // Each market's breaker at the same height as the system's.
+            let market = self.read(key, version, request.prove)?;
+            if let Some(bytes) = market.value {
+                markets.push(pb::ProvenMarketBreaker {
+                    context: Some(market.context),
+                    breaker: Some(decode(&bytes)?),
+                });
+            }
+        }
+        Ok(Response::new(pb::GetBreakersResponse {
+            context: Some(read.context),
+            system: Some(decode(&system)?),
+            markets,
+        }))
+    }
+
     async fn get_state_value(
         &self,
         request: Request<pb::GetStateValueRequest>,
