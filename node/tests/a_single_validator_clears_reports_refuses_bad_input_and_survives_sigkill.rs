@@ -78,8 +78,8 @@ async fn assert_proven_against_signed_header(node: &TestNode, client: &Client) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_validator_clears_reports_refuses_bad_input_and_survives_sigkill() {
     let mut node = TestNode::init();
-    // Exact margin figures need the genesis marks: no validator feed.
-    std::fs::write(node.home().join("oracle.toml"), "feed = \"none\"\n").unwrap();
+    // Exact margin figures need the genesis marks: the feed quotes them flat.
+    node.quote_genesis_prices();
     node.start();
     let client = node.client().await;
     let custodian = node.key("custodian");

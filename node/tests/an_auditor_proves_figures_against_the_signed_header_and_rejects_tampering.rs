@@ -31,7 +31,7 @@ async fn rpc(node: &TestNode, path: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auditor_proves_figures_against_the_signed_header_and_rejects_tampering() {
     let mut node = TestNode::init();
-    std::fs::write(node.home().join("oracle.toml"), "feed = \"none\"\n").unwrap();
+    node.quote_genesis_prices();
     node.start();
     let client = node.client().await;
     let custodian = node.key("custodian");

@@ -28,8 +28,8 @@ fn cli(node: &TestNode, args: &[&str]) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_signs_submits_and_queries() {
     let mut node = TestNode::init();
-    // Exact margin figures need the genesis marks: no validator feed.
-    std::fs::write(node.home().join("oracle.toml"), "feed = \"none\"\n").unwrap();
+    // Exact margin figures need the genesis marks: the feed quotes them flat.
+    node.quote_genesis_prices();
     node.start();
     node.client().await;
     let keygen = Command::new(env!("CARGO_BIN_EXE_clearnode"))
@@ -121,5 +121,34 @@ async fn the_cli_signs_submits_and_queries() {
     assert_eq!(isolated["risk"]["equity"], "300");
     let account = cli(&node, &["query", "account", "alice", "--key"]);
     assert_eq!(account["risk"]["equity"], "3200");
+
+    // The breakers, proven: every devnet market open and validly priced.
+    let breakers = cli(&node, &["query", "breakers", "--prove"]);
+    assert_eq!(breakers["system"]["tripped"], false);
+    let markets = breakers["markets"].as_array().unwrap();
+    assert_eq!(markets.len(), 3);
+    for market in markets {
+        assert_eq!(market["breaker"]["status"], 1, "open: {market}");
+        assert_eq!(market["breaker"]["stale"], false);
+        assert!(!market["context"]["proof"].as_str().unwrap().is_empty());
+    }
+    // Anyone may trip a breaker, but only when its condition holds.
+    let refused = Command::new(env!("CARGO_BIN_EXE_clearnode"))
+        .args([
+            "tx",
+            "trip-breaker",
+            "--key",
+            "alice",
+            "--market",
+            "BTC-PERP",
+            "--wait",
+            "--home",
+        ])
+        .arg(node.home())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("code 319"), "{stderr}");
     node.stop();
 }

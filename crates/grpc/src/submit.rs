@@ -35,6 +35,7 @@ impl Service {
                         | Action::RegisterLiquidator
                         | Action::TakeOver(_)
                         | Action::MoveIsolatedMargin(_)
+                        | Action::TripBreaker(_)
                 )
                 | (Service::Custodian, Action::Deposit(_))
         )
@@ -44,7 +45,7 @@ impl Service {
         match self {
             Service::Venue => "VenueService.SubmitReport takes position reports",
             Service::Account => {
-                "AccountService.SubmitAccountTx takes withdrawals, venue authorizations, liquidator registrations, takeovers and isolated-margin moves"
+                "AccountService.SubmitAccountTx takes withdrawals, venue authorizations, liquidator registrations, takeovers, isolated-margin moves and breaker trips"
             }
             Service::Custodian => "CustodianService.SubmitDeposit takes deposits",
         }

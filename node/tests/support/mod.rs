@@ -93,11 +93,20 @@ impl TestNode {
     }
 
     /// Makes the validator quote BTC-PERP along `path` ([height, per-mille
-    /// of 64,000] points) through its simulated feed. Call before `start`.
+    /// of 64,000] points) through its simulated feed, and every other devnet
+    /// target flat at its genesis price (so none goes stale). Call before
+    /// `start`.
     pub fn quote_btc_along(&self, path: serde_json::Value) {
+        let flat = serde_json::json!([[0, 1000]]);
         let scenario = serde_json::json!({
-            "start": {"market:BTC-PERP": "64000"},
-            "paths": {"market:BTC-PERP": path},
+            "start": {
+                "market:BTC-PERP": "64000", "market:ETH-PERP": "3200", "market:SOL-PERP": "150",
+                "asset:USDC": "1", "asset:ETH": "3200", "asset:BTC": "64000"
+            },
+            "paths": {
+                "market:BTC-PERP": path, "market:ETH-PERP": flat, "market:SOL-PERP": flat,
+                "asset:USDC": flat, "asset:ETH": flat, "asset:BTC": flat
+            },
             "step_ppm": 0, "noise_ppm": 0, "seed": 1
         });
         let scenario_path = self.home().join("feed-scenario.json");
@@ -107,6 +116,13 @@ impl TestNode {
             scenario_path.display()
         );
         std::fs::write(self.home().join("oracle.toml"), oracle).unwrap();
+    }
+
+    /// Every price stays at its genesis value, quoted fresh every block
+    /// (a silent feed would leave the prices stale, which the breakers
+    /// refuse new exposure on).
+    pub fn quote_genesis_prices(&self) {
+        self.quote_btc_along(serde_json::json!([[0, 1000]]));
     }
 
     /// `clearnode start` in its own process group.
