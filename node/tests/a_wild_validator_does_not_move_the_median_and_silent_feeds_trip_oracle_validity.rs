@@ -164,6 +164,14 @@ async fn a_wild_validator_does_not_move_the_median_and_silent_feeds_trip_oracle_
     let stale_after = u64::from(stale.params.unwrap().stale_after_blocks);
     assert!(stale_after > 0);
     assert!(stale.last_priced_height <= underquoted.last_priced_height);
+    let metrics = net.metrics(0).await;
+    for line in [
+        "clearnode_oracle_price_valid{market=\"BTC-PERP\"} 0",
+        "clearnode_market_breaker{market=\"BTC-PERP\",status=\"open\"} 1",
+        "clearnode_system_breaker_tripped 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
     let kinds = instruction_kinds(&net, "venue-a").await;
     assert!(
         kinds.iter().any(|(_, kind)| kind == "oracle_invalid"),

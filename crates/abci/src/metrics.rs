@@ -92,6 +92,11 @@ struct StateGauges {
     liquidation_orders: u64,
     accounts: u64,
     health: [(&'static str, u64); 4],
+    /// Per market: (id, status name, price valid).
+    markets: Vec<(String, &'static str, bool)>,
+    system_breaker_tripped: bool,
+    /// Fund / the two largest stress defaults (empty: no stress loss).
+    fund_coverage: String,
 }
 
 /// Counters updated by the ABCI application.
@@ -152,6 +157,19 @@ impl AppMetrics {
                 ("liquidating", health.liquidating),
                 ("bankrupt", health.bankrupt),
             ],
+            markets: state
+                .breakers
+                .markets
+                .iter()
+                .map(|(id, b)| (id.to_string(), b.status.name(), b.validity.is_valid()))
+                .collect(),
+            system_breaker_tripped: state.breakers.system.tripped,
+            fund_coverage: state
+                .breakers
+                .system
+                .coverage
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
         };
         *self
             .state
@@ -290,6 +308,46 @@ impl AppMetrics {
         );
         for (health, count) in state.health {
             let _ = writeln!(out, "{name}{{health=\"{health}\"}} {count}");
+        }
+        self.render_breakers(state, out);
+    }
+
+    fn render_breakers(&self, state: &StateGauges, out: &mut String) {
+        let name = "clearnode_market_breaker";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 for each market's current breaker status (open, limit, paused, halted, reopening).\n# TYPE {name} gauge"
+        );
+        for (market, status) in state.markets.iter().map(|(m, s, _)| (m, s)) {
+            for candidate in ["open", "limit", "paused", "halted", "reopening"] {
+                let on = u8::from(*status == candidate);
+                let _ = writeln!(
+                    out,
+                    "{name}{{market=\"{market}\",status=\"{candidate}\"}} {on}"
+                );
+            }
+        }
+        let name = "clearnode_oracle_price_valid";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 when the market's oracle price is valid (not stale, not too volatile, quoted by >= 2/3 of power).\n# TYPE {name} gauge"
+        );
+        for (market, _, valid) in &state.markets {
+            let _ = writeln!(out, "{name}{{market=\"{market}\"}} {}", u8::from(*valid));
+        }
+        let name = "clearnode_system_breaker_tripped";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 while the system breaker holds everything reduce-only.\n# TYPE {name} gauge\n{name} {}",
+            u8::from(state.system_breaker_tripped)
+        );
+        if !state.fund_coverage.is_empty() {
+            let name = "clearnode_insurance_fund_coverage_ratio";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Fund balance over what the two largest stress defaults would leave unpaid.\n# TYPE {name} gauge\n{name} {}",
+                state.fund_coverage
+            );
         }
     }
 }
