@@ -61,13 +61,25 @@ pub struct TestNode {
 impl TestNode {
     /// `clearnode init` into a fresh home with fast blocks.
     pub fn init() -> Self {
+        Self::init_with(|_| {})
+    }
+
+    /// Like `init`, with the devnet genesis template edited first.
+    pub fn init_with(edit_genesis: impl FnOnce(&mut serde_json::Value)) -> Self {
         let home = tempfile::Builder::new()
             .prefix("clearnode-e2e-")
             .tempdir()
             .unwrap();
         let port_base = free_port_base();
+        let mut genesis: serde_json::Value =
+            serde_json::from_str(include_str!("../../../genesis/devnet.json")).unwrap();
+        edit_genesis(&mut genesis);
+        let template = home.path().join("genesis-template.json");
+        std::fs::write(&template, genesis.to_string()).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
             .args(["init", "--chain-id", CHAIN_ID, "--block-time", "200ms"])
+            .arg("--template")
+            .arg(&template)
             .arg("--home")
             .arg(home.path())
             .arg("--port-base")
