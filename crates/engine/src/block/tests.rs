@@ -535,5 +535,6 @@ proptest::proptest! {
 mod acknowledgements;
 mod backstop;
 mod breakers;
+mod breakers_random;
 mod isolated;
 mod ladder;
