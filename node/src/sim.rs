@@ -20,6 +20,9 @@ pub struct SimArgs {
     /// Seed of every random choice (a run is reproducible from it).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Run with the devnet's circuit breakers (bands, validity, system breaker).
+    #[arg(long)]
+    pub breakers: bool,
     /// Where the reports go (one directory per scenario).
     #[arg(long, default_value = "sim-report")]
     pub out: PathBuf,
@@ -37,6 +40,7 @@ pub fn run(args: SimArgs) -> Result<()> {
             scenario,
             accounts: args.accounts,
             seed: args.seed,
+            breakers: args.breakers,
         };
         let mut progress = |done: u32, total: u32| {
             let width = 30;

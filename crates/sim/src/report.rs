@@ -45,6 +45,12 @@ pub struct BlockMetrics {
     pub bankrupt: u64,
     /// Collateral withdrawn by the scenario's protagonist this block.
     pub withdrawn: Money,
+    /// Markets paused (or halted) after the block.
+    pub markets_paused: usize,
+    /// Markets in their limit state (reduce-only) after the block.
+    pub markets_limited: usize,
+    /// The system breaker holds after the block.
+    pub system_tripped: bool,
 }
 
 impl BlockMetrics {
@@ -94,6 +100,19 @@ impl BlockMetrics {
             liquidating,
             bankrupt,
             withdrawn,
+            markets_paused: state
+                .breakers
+                .markets
+                .values()
+                .filter(|b| b.is_paused())
+                .count(),
+            markets_limited: state
+                .breakers
+                .markets
+                .values()
+                .filter(|b| b.status == clearnode_engine::breakers::MarketStatus::Limit)
+                .count(),
+            system_tripped: state.breakers.system.tripped,
         }
     }
 }
@@ -254,6 +273,15 @@ impl SimReport {
                 self.fund_drawdown().to_string(),
             ),
             ("takeovers by liquidators", self.takeovers().to_string()),
+            (
+                "blocks with a market limited / paused / system breaker tripped",
+                format!(
+                    "{} / {} / {}",
+                    self.blocks.iter().filter(|b| b.markets_limited > 0).count(),
+                    self.blocks.iter().filter(|b| b.markets_paused > 0).count(),
+                    self.blocks.iter().filter(|b| b.system_tripped).count()
+                ),
+            ),
             (
                 "notional taken over (USD)",
                 self.taken_notional().to_string(),

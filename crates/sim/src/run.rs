@@ -23,6 +23,9 @@ pub struct SimConfig {
     pub accounts: u32,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Run with the devnet's circuit breakers (price bands, validity
+    /// guards, the system breaker).
+    pub breakers: bool,
 }
 
 /// Liquidator bots.
@@ -125,7 +128,7 @@ fn prices_at(scenario: Scenario, block: u32) -> Result<Vec<PriceUpdate>, SimErro
 /// Runs a scenario; `progress(done, total)` is called after every block.
 pub fn run(config: &SimConfig, progress: &mut dyn FnMut(u32, u32)) -> Result<SimReport, SimError> {
     let seed = config.seed;
-    let genesis = world::genesis(seed).map_err(SimError::Engine)?;
+    let genesis = world::genesis(seed, config.breakers).map_err(SimError::Engine)?;
     let (engine, _) = Engine::init_chain(CHAIN_ID, &genesis, 0, 0).map_err(engine_error)?;
     let signer = |role: &str, index: u32| Signer::new(world::key(seed, role, index), CHAIN_ID);
     let mut sim = Sim {

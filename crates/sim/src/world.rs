@@ -3,8 +3,8 @@
 
 use clearnode_num::{Money, Price, Quantity};
 use clearnode_types::genesis::{
-    Genesis, GenesisAsset, GenesisCustodian, GenesisLiquidation, GenesisMarket, GenesisParams,
-    GenesisVenue,
+    Genesis, GenesisAsset, GenesisCustodian, GenesisLiquidation, GenesisMarket,
+    GenesisMarketBreaker, GenesisParams, GenesisSystemBreaker, GenesisVenue,
 };
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -40,8 +40,34 @@ fn id<T: std::str::FromStr>(text: &str) -> T {
         .unwrap_or_else(|_| unreachable!("a constant id is valid: {text}"))
 }
 
+/// The devnet's market breakers (genesis/devnet.json), without its OI caps.
+fn devnet_market_breaker() -> GenesisMarketBreaker {
+    GenesisMarketBreaker {
+        price_band_ppm: 150_000,
+        limit_blocks: 5,
+        pause_blocks: 5,
+        reopen_blocks: 20,
+        reopen_margin_multiplier_ppm: 1_500_000,
+        reference_window_blocks: 100,
+        stale_after_blocks: 10,
+        volatile_move_ppm: 100_000,
+        ..GenesisMarketBreaker::default()
+    }
+}
+
+/// The devnet's system breaker.
+fn devnet_system_breaker() -> GenesisSystemBreaker {
+    GenesisSystemBreaker {
+        fund_drawdown_max_ppm: 250_000,
+        fund_drawdown_window_blocks: 200,
+        coverage_stress_move_ppm: 300_000,
+        tightened_margin_multiplier_ppm: 1_250_000,
+        fresh_price_blocks: 2,
+    }
+}
+
 /// The genesis of the simulated chain.
-pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
+pub(crate) fn genesis(seed: u64, breakers: bool) -> Result<Genesis, String> {
     let markets = MARKETS
         .iter()
         .map(|&(market, price, initial, lower, upper)| {
@@ -61,7 +87,11 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
                 insurance_payout_per_block_max: Money::from_units(250_000),
                 isolated: false,
                 isolated_insurance_fund: Money::ZERO,
-                breaker: Default::default(),
+                breaker: if breakers {
+                    devnet_market_breaker()
+                } else {
+                    Default::default()
+                },
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -89,7 +119,11 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
             position_size_max: Quantity::from_units(100_000_000),
             insurance_fund_initial: Money::from_units(500_000),
             instruction_ack_blocks: 20,
-            system_breaker: Default::default(),
+            system_breaker: if breakers {
+                devnet_system_breaker()
+            } else {
+                Default::default()
+            },
             liquidation: GenesisLiquidation {
                 fraction_per_block_ppm: 200_000,
                 min_notional: Money::from_units(1_000),

@@ -8,11 +8,15 @@ use clearnode_sim::{run, Scenario, SimConfig};
 
 #[test]
 fn every_scenario_runs_and_no_bystander_pays() {
-    for scenario in Scenario::ALL {
+    let runs = Scenario::ALL
+        .into_iter()
+        .flat_map(|scenario| [(scenario, false), (scenario, true)]);
+    for (scenario, breakers) in runs {
         let config = SimConfig {
             scenario,
             accounts: 150,
             seed: 7,
+            breakers,
         };
         let mut steps = 0;
         let report =
@@ -22,6 +26,12 @@ fn every_scenario_runs_and_no_bystander_pays() {
             report.summary.bystanders_paid, 0,
             "{scenario}: a bystander paid"
         );
+        if scenario == Scenario::Crash40 && breakers {
+            // -40% in ten blocks crosses the 15% band: limit, then pause.
+            let limited = report.blocks.iter().any(|b| b.markets_limited > 0);
+            let paused = report.blocks.iter().any(|b| b.markets_paused > 0);
+            assert!(limited && paused, "{}", report.summary_table());
+        }
         if scenario == Scenario::Crash40 {
             assert!(
                 report.takeovers() > 0,
@@ -61,6 +71,7 @@ fn a_seed_reproduces_its_run() {
         scenario: Scenario::FlashCrash,
         accounts: 80,
         seed: 11,
+        breakers: true,
     };
     let first = run(&config, &mut |_, _| {}).unwrap();
     let second = run(&config, &mut |_, _| {}).unwrap();
