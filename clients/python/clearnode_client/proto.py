@@ -14,12 +14,9 @@ from types import SimpleNamespace
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROTO_ROOT = PACKAGE_DIR.parents[2] / "proto"
-PROTO_FILES = [
-    "clearnode/tx/v1/tx.proto",
-    "clearnode/state/v1/state.proto",
-    "clearnode/venue/v1/venue.proto",
-    "clearnode/audit/v1/audit.proto",
-]
+# Every proto of the repository, so a new file (imported by another) is
+# never missing from the generated package.
+PROTO_FILES = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.glob("clearnode/**/*.proto"))
 
 
 def output_dir(out=None) -> Path:
