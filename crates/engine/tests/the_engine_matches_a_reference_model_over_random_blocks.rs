@@ -18,7 +18,9 @@ mod reference_model;
 use std::collections::BTreeMap;
 
 use clearnode_engine::testkit::{self, custodian_key, key, venue_key, Signer, CHAIN_ID};
-use clearnode_engine::{BlockHeader, Engine, KeyValue, PriceTarget, PriceUpdate, StateSource};
+use clearnode_engine::{
+    BlockHeader, Engine, KeyValue, OracleRound, PriceTarget, PriceUpdate, StateSource,
+};
 use clearnode_num::Price;
 use clearnode_types::genesis::Genesis;
 use clearnode_types::TxCode;
@@ -114,19 +116,26 @@ impl Run {
 
     /// One block through both; the first disagreement is an error.
     fn block(&mut self, height: u64) -> Result<(), String> {
-        let prices = self.generator.prices(&self.model);
+        let (prices, underquoted) = self.generator.prices(&self.model);
         if self.trace {
-            eprintln!("block {height} prices {prices:?}");
+            eprintln!("block {height} prices {prices:?} underquoted {underquoted:?}");
         }
         let header = BlockHeader {
             height,
             time_seconds: GENESIS_TIME_SECONDS + i64::try_from(height).expect("small"),
             time_nanos: 0,
         };
+        let round = OracleRound {
+            prices: engine_prices(&prices),
+            underquoted: underquoted
+                .iter()
+                .map(|id| PriceTarget::Market(id.parse().expect("id")))
+                .collect(),
+        };
         self.engine
-            .begin_block(header, &engine_prices(&prices))
+            .begin_block_with_oracle(header, &round)
             .expect("begin_block");
-        self.model.begin_block(height, &prices);
+        self.model.begin_block(height, &prices, &underquoted);
         for index in 0..self.generator.transactions_in_block() {
             self.transaction(index)?;
         }
