@@ -157,6 +157,13 @@ impl Generator {
         let roll = self.rng.below(100);
         let (key, action) = match roll {
             _ if self.breakers && self.rng.percent(6) => self.trip_breaker(),
+            // A system condition that arose inside the block: someone notices.
+            _ if self.breakers
+                && model.validate_trip_breaker(&None).is_ok()
+                && self.rng.percent(30) =>
+            {
+                (self.anyone(), Action::TripBreaker { market: None })
+            }
             0..=1 => return self.unverifiable(model),
             2..=11 => self.deposit(),
             12..=20 => self.withdraw(model),
