@@ -1,6 +1,7 @@
 //! A reference model of the clearnode engine: simple, slow and written from
-//! the documented semantics (docs/margin.md, docs/transactions.md and the
-//! engine's doc comments), not from the engine's code.
+//! the documented semantics (docs/margin.md, docs/transactions.md,
+//! docs/breakers.md, docs/oracle.md and the engine's doc comments), not from
+//! the engine's code.
 //!
 //! The model keeps plain records in ordered maps and no running totals: after
 //! every block it recomputes every account's risk from scratch, and open
