@@ -3,8 +3,10 @@
 //! and everything the state holds must agree: collateral, positions, settled
 //! PnL, liquidation status, every account's risk, open interest and the
 //! other aggregates, the indexes, liquidation orders, the insurance fund and
-//! the venues' settlement balances, and the market and system aggregates as
-//! committed. At the end of each run the engine reloaded from its own
+//! the venues' settlement balances, the market and system aggregates as
+//! committed, and every breaker (each market's band, price validity and cap
+//! flags; the system breaker's causes, fund history, drawdown and
+//! coverage). At the end of each run the engine reloaded from its own
 //! writes must equal the live one.
 //!
 //! A failure prints its seed. `CLEARNODE_MODEL_SEED=<n>` replays one seed;
@@ -18,7 +20,9 @@ mod reference_model;
 use std::collections::BTreeMap;
 
 use clearnode_engine::testkit::{self, custodian_key, key, venue_key, Signer, CHAIN_ID};
-use clearnode_engine::{BlockHeader, Engine, KeyValue, PriceTarget, PriceUpdate, StateSource};
+use clearnode_engine::{
+    BlockHeader, Engine, KeyValue, OracleRound, PriceTarget, PriceUpdate, StateSource,
+};
 use clearnode_num::Price;
 use clearnode_types::genesis::Genesis;
 use clearnode_types::TxCode;
@@ -28,8 +32,8 @@ use reference_model::variants::variant_for;
 use reference_model::{Deviations, Model, Priced, Tally};
 
 /// Seeds run by default: enough for every variant to crash, liquidate and
-/// take over many times, in well under 20 s in a debug build.
-const DEFAULT_RUNS: u64 = 75;
+/// take over many times, and for the breakers to go through every state.
+const DEFAULT_RUNS: u64 = 100;
 /// Blocks per seed by default.
 const DEFAULT_BLOCKS: u64 = 100;
 const GENESIS_TIME_SECONDS: i64 = 1_700_000_000;
@@ -114,19 +118,26 @@ impl Run {
 
     /// One block through both; the first disagreement is an error.
     fn block(&mut self, height: u64) -> Result<(), String> {
-        let prices = self.generator.prices(&self.model);
+        let (prices, underquoted) = self.generator.prices(&self.model);
         if self.trace {
-            eprintln!("block {height} prices {prices:?}");
+            eprintln!("block {height} prices {prices:?} underquoted {underquoted:?}");
         }
         let header = BlockHeader {
             height,
             time_seconds: GENESIS_TIME_SECONDS + i64::try_from(height).expect("small"),
             time_nanos: 0,
         };
+        let round = OracleRound {
+            prices: engine_prices(&prices),
+            underquoted: underquoted
+                .iter()
+                .map(|id| PriceTarget::Market(id.parse().expect("id")))
+                .collect(),
+        };
         self.engine
-            .begin_block(header, &engine_prices(&prices))
+            .begin_block_with_oracle(header, &round)
             .expect("begin_block");
-        self.model.begin_block(height, &prices);
+        self.model.begin_block(height, &prices, &underquoted);
         for index in 0..self.generator.transactions_in_block() {
             self.transaction(index)?;
         }
@@ -271,6 +282,23 @@ fn assert_reached_the_interesting_parts(tally: &Tally) {
         ("backstop takeovers", tally.backstops, 50),
         ("ADL reductions", tally.adl_reductions, 20),
         ("stale book legs unwound", tally.book_unwinds, 10),
+        ("stale market-blocks", tally.stale_market_blocks, 100),
+        (
+            "underquoted market-blocks",
+            tally.underquoted_market_blocks,
+            100,
+        ),
+        (
+            "too volatile market-blocks",
+            tally.volatile_market_blocks,
+            100,
+        ),
+        ("market-blocks at a cap", tally.capped_market_blocks, 20),
+        ("system trips", tally.system_trips, 10),
+        ("system trips on the drawdown", tally.drawdown_trips, 3),
+        ("system trips on the coverage", tally.coverage_trips, 2),
+        ("system trips by TripBreaker", tally.trips_by_transaction, 2),
+        ("system recoveries", tally.system_clears, 10),
     ];
     for (what, count, least) in reached {
         assert!(count >= least, "only {count} {what}: {tally:?}");
@@ -305,12 +333,41 @@ fn assert_reached_the_interesting_parts(tally: &Tally) {
         ("take_over", 311),
         ("take_over", 312),
         ("take_over", 313),
+        ("report", 315),
+        ("report", 316),
+        ("report", 317),
+        ("report", 318),
+        ("withdraw", 316),
+        ("withdraw", 317),
+        ("take_over", 316),
+        ("take_over", 317),
+        ("trip_breaker", 0),
+        ("trip_breaker", 301),
+        ("trip_breaker", 319),
     ];
     for code in codes {
         assert!(
             tally.codes.contains_key(&code),
             "{code:?} never came up: {tally:?}"
         );
+    }
+    assert_reached_the_breakers(tally);
+}
+
+/// Every band transition (the validity flags, the caps and the system
+/// breaker's trips and recoveries are counted with the rest).
+fn assert_reached_the_breakers(tally: &Tally) {
+    let transitions = [
+        ("open", "limit"),
+        ("limit", "open"),
+        ("limit", "paused"),
+        ("paused", "reopening"),
+        ("reopening", "open"),
+        ("reopening", "limit"),
+    ];
+    for transition in transitions {
+        let count = tally.transitions.get(&transition).copied().unwrap_or(0);
+        assert!(count >= 5, "only {count} {transition:?}: {tally:?}");
     }
 }
 

@@ -291,10 +291,48 @@ impl Engine {
         Ok(tripped)
     }
 
-    /// The two largest stress losses, summed.
+    /// The two largest stress losses, summed, from the index (complete at
+    /// a block's end).
     fn stress_loss_top_two(&self) -> Result<Money, NumError> {
         let largest = self.state.indexes.by_stress_loss.iter().rev().take(2);
         Money::checked_sum(largest.map(|(loss, _)| *loss))
+    }
+
+    /// The same now, inside a block (TripBreaker): the index leaves out the
+    /// accounts the block touched until its end, so theirs are computed
+    /// from their state now (the backstop's book and isolated sub-accounts
+    /// stay out, as in the index).
+    fn stress_loss_top_two_now(&self) -> Result<Money, NumError> {
+        let mut losses: Vec<Money> = self
+            .state
+            .indexes
+            .by_stress_loss
+            .iter()
+            .rev()
+            .take(2)
+            .map(|(loss, _)| *loss)
+            .collect();
+        if let Some(block) = &self.block {
+            let stress_move = self.state.breakers.system.params.coverage_stress_move;
+            let height = self.state.chain.height;
+            for address in block.touched.keys() {
+                let Some(account) = self.state.accounts.get(address) else {
+                    continue;
+                };
+                if account.isolated.is_some() || crate::backstop::is_book(address, account) {
+                    continue;
+                }
+                let risk = crate::margin::compute_risk(
+                    account,
+                    &self.state.markets,
+                    &self.state.assets,
+                    height,
+                )?;
+                losses.push(super::stress_default_loss(&risk, stress_move)?);
+            }
+        }
+        losses.sort_unstable_by(|a, b| b.cmp(a));
+        Money::checked_sum(losses.into_iter().take(2))
     }
 
     /// Re-evaluates the system breaker: trips it when a cause holds, clears
@@ -306,7 +344,13 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let height = self.state.chain.height;
         let balance = self.state.insurance_fund.balance;
-        let top_two = self.stress_loss_top_two().map_err(arithmetic)?;
+        // From TripBreaker (trip_only) the block is still open.
+        let top_two = if trip_only {
+            self.stress_loss_top_two_now()
+        } else {
+            self.stress_loss_top_two()
+        }
+        .map_err(arithmetic)?;
         let before = self.state.breakers.system.clone();
         let system = &mut self.state.breakers.system;
         system.record_fund(height, balance);
@@ -366,7 +410,7 @@ impl Engine {
         let holds = match market {
             None => {
                 let mut system = self.state.breakers.system.clone();
-                let top_two = self.stress_loss_top_two().map_err(arithmetic)?;
+                let top_two = self.stress_loss_top_two_now().map_err(arithmetic)?;
                 let balance = self.state.insurance_fund.balance;
                 system.record_fund(self.state.chain.height, balance);
                 !system.tripped

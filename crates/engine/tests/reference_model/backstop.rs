@@ -29,7 +29,10 @@ pub(super) fn run(model: &mut Model) {
     let mut paid_by_market: BTreeMap<String, i128> = BTreeMap::new();
     for address in addresses {
         let account = &model.accounts[&address];
-        if address == BACKSTOP || account.positions.is_empty() {
+        if address == BACKSTOP
+            || account.positions.is_empty()
+            || model.account_liquidation_blocked(account)
+        {
             continue;
         }
         let risk = model.risk_now(account);
@@ -254,7 +257,10 @@ fn unwind_stale_book(model: &mut Model) {
     let stale: Vec<((String, String), i128)> = book
         .positions
         .iter()
-        .filter(|(_, p)| insolvent || height >= p.updated_height + deadline)
+        .filter(|((market, _), p)| {
+            let due = insolvent || height >= p.updated_height + deadline;
+            due && model.liquidation_blocked(market).is_none()
+        })
         .map(|(key, p)| (key.clone(), p.size))
         .collect();
     for (key, size) in stale {

@@ -13,6 +13,7 @@ use prost::Message;
 
 use super::fixed::{decimal, mul_div, notional, Round, PPM};
 
+use super::breakers::{Band, Status, System};
 use super::margin::{Exposure, Health, Risk};
 use super::{
     Acknowledgements, Fund, Ledger, MarketTotals, Model, Order, Position, Regime, SystemTotals,
@@ -54,7 +55,64 @@ pub fn differences(engine: &State, model: &Model) -> Vec<String> {
     }
     compare_aggregates(&mut found, engine, model);
     compare_liquidation(&mut found, engine, model);
+    compare_breakers(&mut found, engine, model);
     found.0
+}
+
+/// Every market's breaker and the system breaker, in the model's form.
+fn compare_breakers(found: &mut Differences, engine: &State, model: &Model) {
+    use clearnode_engine::breakers::{MarketStatus, PauseCause, SystemCause};
+    for (id, market) in &model.markets {
+        let actual = &engine.breakers.markets[&id.parse().expect("id")];
+        let status = match actual.status {
+            MarketStatus::Open => Status::Open,
+            MarketStatus::Limit => Status::Limit,
+            MarketStatus::Paused(PauseCause::PriceBand) => Status::Paused,
+            MarketStatus::Paused(_) => Status::Halted,
+            MarketStatus::Reopening => Status::Reopening,
+        };
+        let band = Band {
+            status,
+            since: actual.status_since,
+            reference: actual.reference_price.map_or(0, |p| p.raw()),
+            reference_height: actual.reference_height,
+            last_priced_height: actual.last_priced_height,
+            last_move_ppm: actual.last_move.raw(),
+            stale: actual.validity.stale,
+            too_volatile: actual.validity.too_volatile,
+            too_few_reporters: actual.validity.too_few_reporters,
+            capped: actual.open_interest_capped,
+            venues_capped: actual.venues_capped.iter().map(|v| v.to_string()).collect(),
+        };
+        found.check(
+            || format!("market {id} breaker"),
+            band,
+            market.breaker.clone(),
+        );
+    }
+    let actual = &engine.breakers.system;
+    let system = System {
+        tripped: actual.tripped,
+        tripped_since: actual.tripped_since,
+        causes: actual
+            .causes
+            .iter()
+            .map(|cause| match cause {
+                SystemCause::FundDrawdown => "drawdown",
+                SystemCause::FundCoverage => "coverage",
+            })
+            .collect(),
+        history: actual
+            .fund_history
+            .iter()
+            .map(|(height, balance)| (*height, balance.raw()))
+            .collect(),
+        high: actual.fund_high.raw(),
+        drawdown: actual.fund_drawdown.raw(),
+        stress_top_two: actual.stress_loss_top_two.raw(),
+        coverage: actual.coverage.map(|c| c.raw()),
+    };
+    found.check(|| "system breaker".into(), system, model.system.clone());
 }
 
 fn compare_listings(found: &mut Differences, engine: &State, model: &Model) {

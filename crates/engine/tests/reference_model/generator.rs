@@ -70,6 +70,9 @@ pub struct Generator {
     stranger: SigningKey,
     genesis_prices: Vec<i128>,
     setup: VecDeque<(SigningKey, Action)>,
+    /// The genesis has breakers: oracle rounds leave markets unpriced and
+    /// underquoted, and TripBreaker comes up.
+    breakers: bool,
 }
 
 fn address(key: &SigningKey) -> Address {
@@ -87,6 +90,10 @@ impl Generator {
             stranger: testkit::key(50),
             genesis_prices: MARKETS.iter().map(|m| model.markets[*m].price).collect(),
             setup: VecDeque::new(),
+            breakers: model
+                .markets
+                .values()
+                .any(|m| m.breaker_params.band_ppm > 0),
             custodian,
             traders,
             liquidators,
@@ -149,6 +156,14 @@ impl Generator {
         }
         let roll = self.rng.below(100);
         let (key, action) = match roll {
+            _ if self.breakers && self.rng.percent(6) => self.trip_breaker(),
+            // A system condition that arose inside the block: someone notices.
+            _ if self.breakers
+                && model.validate_trip_breaker(&None).is_ok()
+                && self.rng.percent(30) =>
+            {
+                (self.anyone(), Action::TripBreaker { market: None })
+            }
             0..=1 => return self.unverifiable(model),
             2..=11 => self.deposit(),
             12..=20 => self.withdraw(model),
@@ -452,16 +467,31 @@ impl Generator {
         (key, action)
     }
 
+    /// TripBreaker from anyone: the system's, a market's, or an unlisted one.
+    fn trip_breaker(&mut self) -> (SigningKey, Action) {
+        let market = match self.rng.below(100) {
+            0..=59 => None,
+            60..=94 => Some(self.rng.pick(&MARKETS).to_string()),
+            _ => Some("DOGE-PERP".to_string()),
+        };
+        (self.anyone(), Action::TripBreaker { market })
+    }
+
     /// Oracle prices for the next block: quiet blocks, small moves, and now
     /// and then a crash or a squeeze of 20-40%; the ETH collateral asset
-    /// mostly follows the ETH market, USDC wobbles rarely.
-    pub fn prices(&mut self, model: &Model) -> Vec<(Priced, i128)> {
+    /// mostly follows the ETH market, USDC wobbles rarely. With breakers,
+    /// also the markets quoted by too few validators to be priced.
+    pub fn prices(&mut self, model: &Model) -> (Vec<(Priced, i128)>, Vec<String>) {
         let mut prices = Vec::new();
+        let mut underquoted = Vec::new();
         if self.rng.percent(45) {
-            return prices;
+            return (prices, underquoted);
         }
         for (index, market) in MARKETS.iter().enumerate() {
             if self.rng.percent(30) {
+                if self.breakers && self.rng.percent(50) {
+                    underquoted.push(market.to_string());
+                }
                 continue;
             }
             let price = model.markets[*market].price;
@@ -493,7 +523,7 @@ impl Generator {
         } else if self.rng.percent(5) {
             prices.push((Priced::Asset("USDC".into()), PRICE_ONE));
         }
-        prices
+        (prices, underquoted)
     }
 
     fn next_price(&mut self, price: i128, genesis_price: i128) -> i128 {
@@ -595,6 +625,7 @@ fn encode(key: &SigningKey, sequence: u64, action: &Action) -> Vec<u8> {
             &quantity(*taken),
             &decimal(*price, 9),
         ),
+        Action::TripBreaker { market } => signer.trip_breaker(market.as_deref()),
         Action::Unverifiable(_) => unreachable!("encoded where it is made"),
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use clearnode_types::genesis::{Genesis, GenesisMarket};
 
+use super::breakers::{Band, BandParams, SystemParams};
 use super::fixed::{times_ppm, Round, PPM};
 use super::{
     AssetModel, Deviations, Fund, Ledger, MarketModel, Model, Params, Regime, Tally, Tier,
@@ -90,6 +91,8 @@ impl Model {
             },
             params,
             risks: BTreeMap::new(),
+            system_params: SystemParams::from_genesis(&genesis.params.system_breaker),
+            system: Default::default(),
             instructed: Default::default(),
             deviations,
             tally: Tally::default(),
@@ -131,6 +134,8 @@ fn market_from_genesis(m: &GenesisMarket) -> MarketModel {
         phase_in_blocks: m.margin_phase_in_blocks,
         rise_per_block_max_ppm: ppm(m.margin_rise_per_block_max_ppm),
         insurance_payout_per_block_max: m.insurance_payout_per_block_max.raw(),
+        breaker_params: BandParams::from_genesis(&m.breaker),
+        breaker: Band::at_genesis(m.oracle_price.raw()),
         regime: Regime {
             variance: 0,
             target: base,

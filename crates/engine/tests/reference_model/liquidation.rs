@@ -35,6 +35,11 @@ pub(super) fn run_ladder(model: &mut Model) {
     candidates.sort();
     candidates.truncate(model.params.accounts_per_block_max);
     for (_, address) in candidates {
+        // A paused market or a price not to be trusted holds it back (it
+        // keeps its place among the candidates).
+        if model.account_liquidation_blocked(&model.accounts[&address]) {
+            continue;
+        }
         post_orders(model, address);
     }
     offer_backstop_book(model);
@@ -213,6 +218,9 @@ impl Model {
             return Err(TxCode::VenueNotAuthorized);
         }
         let order = self.orders.get(key).ok_or(TxCode::NoLiquidationOrder)?;
+        if let Some(code) = self.liquidation_blocked(&key.1) {
+            return Err(code);
+        }
         if quantity > order.quantity {
             return Err(TxCode::QuantityAboveOrder);
         }

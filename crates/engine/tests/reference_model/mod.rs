@@ -1,6 +1,7 @@
 //! A reference model of the clearnode engine: simple, slow and written from
-//! the documented semantics (docs/margin.md, docs/transactions.md and the
-//! engine's doc comments), not from the engine's code.
+//! the documented semantics (docs/margin.md, docs/transactions.md,
+//! docs/breakers.md, docs/oracle.md and the engine's doc comments), not from
+//! the engine's code.
 //!
 //! The model keeps plain records in ordered maps and no running totals: after
 //! every block it recomputes every account's risk from scratch, and open
@@ -12,17 +13,20 @@
 //! visible.
 //!
 //! Not modelled: isolated sub-accounts and isolated markets (the generator
-//! lists none; `crates/engine/src/block/tests/isolated.rs` covers them).
+//! lists none; `crates/engine/src/block/tests/isolated.rs` covers them), and
+//! the breakers' invariant halt and governance pauses.
 //!
 //! Map: `fixed` (arithmetic and rounding), `margin` (an account's risk and a
 //! market's regime), `transactions` (checks and effects), `liquidation` (the
 //! ladder, takeovers, average-cost fills), `aggregates` (walks over all
-//! accounts), `genesis` (height 0), `compare` (the engine's state and
+//! accounts), `breakers` (price bands, price validity, open-interest caps,
+//! the system breaker, the gates and TripBreaker), `genesis` (height 0), `compare` (the engine's state and
 //! committed aggregates against the model), `generator` and `variants`
 //! (seeded blocks), `tally` (what a run reached).
 
 mod aggregates;
 mod backstop;
+pub mod breakers;
 pub mod compare;
 pub mod fixed;
 pub mod generator;
@@ -102,6 +106,8 @@ pub struct MarketModel {
     pub rise_per_block_max_ppm: i128,
     pub insurance_payout_per_block_max: i128,
     pub regime: Regime,
+    pub breaker_params: breakers::BandParams,
+    pub breaker: breakers::Band,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +240,8 @@ pub struct Model {
     pub risks: BTreeMap<Address, Risk>,
     /// Venues given an instruction to acknowledge in this block.
     pub instructed: BTreeSet<String>,
+    pub system_params: breakers::SystemParams,
+    pub system: breakers::System,
     pub deviations: Deviations,
     pub tally: Tally,
 }
@@ -249,11 +257,18 @@ impl Model {
         margin::risk(account, &self.markets, &self.assets, Fraction::Existing)
     }
 
-    /// Starts a block: its prices, then every market's regime for the block,
-    /// from the open interest the previous block left at the new prices.
-    pub fn begin_block(&mut self, height: u64, prices: &[(Priced, i128)]) {
+    /// Starts a block: its prices (and the markets quoted by too few
+    /// validators to be priced), every market's breakers, then every
+    /// market's regime for the block, from the open interest the previous
+    /// block left at the new prices, widened by the breakers.
+    pub fn begin_block(&mut self, height: u64, prices: &[(Priced, i128)], underquoted: &[String]) {
         assert_eq!(height, self.height + 1, "blocks follow each other");
         self.height = height;
+        let previous: BTreeMap<String, i128> = self
+            .markets
+            .iter()
+            .map(|(id, market)| (id.clone(), market.price))
+            .collect();
         // Whose positions the regime counts as open interest: everyone's.
         let mut counted: BTreeSet<Address> = self.accounts.keys().copied().collect();
         for (priced, price) in prices {
@@ -263,6 +278,15 @@ impl Model {
                 self.forget_holders(&mut counted, priced);
             }
         }
+        let priced: BTreeSet<String> = prices
+            .iter()
+            .filter_map(|(priced, _)| match priced {
+                Priced::Market(id) => Some(id.clone()),
+                Priced::Asset(_) => None,
+            })
+            .collect();
+        let underquoted: BTreeSet<String> = underquoted.iter().cloned().collect();
+        self.step_breakers(&priced, &underquoted, &previous);
         let ids: Vec<String> = self.markets.keys().cloned().collect();
         for id in ids {
             let open_interest = open_interest_of(
@@ -272,9 +296,13 @@ impl Model {
                     .map(|(_, account)| account),
             );
             let (long, short) = open_interest.get(&id).copied().unwrap_or_default();
+            let multiplier = self.margin_multiplier(&id);
             let market = self.markets.get_mut(&id).expect("listed");
             let open_interest_usd = notional(long.max(short), market.price, Round::Up);
-            let target = margin::target_fraction(market, open_interest_usd);
+            let target = breakers::widen(
+                margin::target_fraction(market, open_interest_usd),
+                multiplier,
+            );
             let before = market.regime.current;
             market.regime = margin::phase_in(market, target);
             if market.regime.current != before
@@ -326,8 +354,9 @@ impl Model {
         });
     }
 
-    /// Ends a block: the backstop, every account's risk, the liquidation
-    /// ladder, and the two conservation laws.
+    /// Ends a block: the backstop, every account's risk, the breakers' caps
+    /// and the system breaker, the liquidation ladder, and the two
+    /// conservation laws.
     pub fn end_block(&mut self) {
         backstop::run(self);
         self.risks = self
@@ -335,6 +364,7 @@ impl Model {
             .iter()
             .map(|(address, account)| (*address, self.risk_now(account)))
             .collect();
+        self.evaluate_breakers();
         liquidation::run_ladder(self);
         self.track_acknowledgements();
         let mut tally = std::mem::take(&mut self.tally);

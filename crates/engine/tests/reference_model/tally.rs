@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::breakers::{Band, Status};
 use super::margin::{Health, Risk};
 use super::Model;
 
@@ -30,6 +31,20 @@ pub struct Tally {
     pub bankrupt_account_blocks: u64,
     /// Results per (transaction kind, code).
     pub codes: BTreeMap<(&'static str, u32), u64>,
+    /// Band transitions per (from, to) status name.
+    pub transitions: BTreeMap<(&'static str, &'static str), u64>,
+    pub stale_market_blocks: u64,
+    pub underquoted_market_blocks: u64,
+    pub volatile_market_blocks: u64,
+    /// Market-blocks with the market or one of its venues at a cap.
+    pub capped_market_blocks: u64,
+    pub system_trips: u64,
+    /// System trips with the fund's drawdown among the causes.
+    pub drawdown_trips: u64,
+    pub coverage_trips: u64,
+    /// System trips by TripBreaker inside a block.
+    pub trips_by_transaction: u64,
+    pub system_clears: u64,
 }
 
 impl Tally {
@@ -49,6 +64,31 @@ impl Tally {
         for (code, count) in &other.codes {
             *self.codes.entry(*code).or_default() += count;
         }
+        for (transition, count) in &other.transitions {
+            *self.transitions.entry(*transition).or_default() += count;
+        }
+        self.stale_market_blocks += other.stale_market_blocks;
+        self.underquoted_market_blocks += other.underquoted_market_blocks;
+        self.volatile_market_blocks += other.volatile_market_blocks;
+        self.capped_market_blocks += other.capped_market_blocks;
+        self.system_trips += other.system_trips;
+        self.system_clears += other.system_clears;
+        self.drawdown_trips += other.drawdown_trips;
+        self.coverage_trips += other.coverage_trips;
+        self.trips_by_transaction += other.trips_by_transaction;
+    }
+
+    pub(super) fn count_transition(&mut self, from: Status, to: Status) {
+        *self
+            .transitions
+            .entry((from.name(), to.name()))
+            .or_default() += 1;
+    }
+
+    pub(super) fn count_validity(&mut self, band: &Band) {
+        self.stale_market_blocks += u64::from(band.stale);
+        self.underquoted_market_blocks += u64::from(band.too_few_reporters);
+        self.volatile_market_blocks += u64::from(band.too_volatile);
     }
 
     /// Counts what the end of a block shows.

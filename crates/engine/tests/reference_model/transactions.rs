@@ -60,6 +60,11 @@ pub enum Action {
         quantity: i128,
         price: i128,
     },
+    /// Trips a market's breakers (`None`: the system's) when a condition
+    /// holds that is not tripped yet.
+    TripBreaker {
+        market: Option<String>,
+    },
     /// Bytes the stateless checks (the types crate, before any state is
     /// read) refuse with this code; the model only checks that nothing moves.
     Unverifiable(TxCode),
@@ -75,6 +80,7 @@ impl Action {
             Action::Report { .. } => "report",
             Action::RegisterLiquidator => "register",
             Action::TakeOver { .. } => "take_over",
+            Action::TripBreaker { .. } => "trip_breaker",
             Action::Unverifiable(_) => "unverifiable",
         }
     }
@@ -145,6 +151,7 @@ impl Model {
                 let key = (*account, market.clone(), venue.clone());
                 self.validate_take_over(signer, &key, *quantity, *price)
             }
+            Action::TripBreaker { market } => self.validate_trip_breaker(market),
             Action::Unverifiable(code) => Err(*code),
         }
     }
@@ -216,6 +223,7 @@ impl Model {
                 let key = (*account, market.clone(), venue.clone());
                 self.apply_take_over(signer, &key, *quantity, *price);
             }
+            Action::TripBreaker { market } => self.apply_trip_breaker(market),
             Action::Unverifiable(_) => unreachable!("refused before validation"),
         }
     }
@@ -244,7 +252,12 @@ impl Model {
         require(self.assets.contains_key(asset), TxCode::UnknownAsset)?;
         let balance = self.balance(&signer, asset);
         require(balance >= amount, TxCode::InsufficientCollateral)?;
-        let mut after = self.accounts[&signer].clone();
+        let account = self
+            .accounts
+            .get(&signer)
+            .ok_or(TxCode::InsufficientCollateral)?;
+        self.check_withdrawal_breakers(account)?;
+        let mut after = account.clone();
         after.collateral.insert(asset.to_string(), balance - amount);
         let risk = self.risk_now(&after);
         require(risk.equity >= risk.initial, TxCode::BelowInitialMargin)
@@ -292,6 +305,7 @@ impl Model {
                 TxCode::PositionTooLarge,
             )?;
         }
+        self.check_report_breakers(venue_id, entries)?;
         self.validate_report_margin(venue_id, entries)
     }
 
@@ -349,7 +363,11 @@ impl Model {
                     .copied()
                     .unwrap_or_default();
                 let usd = notional(long.max(short), market.price, Round::Up);
-                (entry.market.clone(), margin::target_fraction(market, usd))
+                let target = super::breakers::widen(
+                    margin::target_fraction(market, usd),
+                    self.margin_multiplier(&entry.market),
+                );
+                (entry.market.clone(), target)
             })
             .collect()
     }

@@ -483,3 +483,33 @@ fn an_invariant_breach_halts_its_market_and_the_chain_goes_on() {
     assert_eq!(status, MarketStatus::Paused(PauseCause::Invariant));
     chain.block(&[]);
 }
+
+#[test]
+fn trip_breaker_sees_the_coverage_of_positions_opened_earlier_in_the_block() {
+    let genesis = with_btc_breaker(
+        GenesisMarketBreaker::default(),
+        GenesisSystemBreaker {
+            coverage_stress_move_ppm: 500_000,
+            ..Default::default()
+        },
+    );
+    let mut chain = Chain::with_genesis(&genesis);
+    let t1 = trader_with(&mut chain, 1, "100000").address();
+    let t2 = trader_with(&mut chain, 2, "100000").address();
+    let mut venue = Signer::new(venue_key(0));
+    let mut anyone = Signer::new(key(99));
+    // The two positions leave 1.6M unpaid under the stress, more than the
+    // 1M fund: the condition holds inside the block, before its end sees it
+    // (the running index leaves out the accounts the block touched).
+    let codes = chain.block(&[
+        venue.report("venue-a", &[(t1, "BTC-PERP", "30", "60000")]),
+        venue.report("venue-a", &[(t2, "BTC-PERP", "-30", "60000")]),
+        anyone.trip_breaker(None),
+    ]);
+    assert_eq!(codes, vec![TxCode::Ok, TxCode::Ok, TxCode::Ok]);
+    let system = &chain.engine.state().breakers.system;
+    assert!(system.tripped);
+    assert_eq!(system.tripped_since, chain.engine.height());
+    assert_eq!(system.stress_loss_top_two, Money::from_units(1_600_000));
+    assert_reloads(&chain);
+}
