@@ -2,7 +2,7 @@
 //!
 //! The mempool keeps each signer's next expected sequence, so a signer may
 //! queue several transactions in one block; Commit clears it and CometBFT's
-//! recheck rebuilds it against the new state.
+//! recheck rebuilds it against the new state (sequences only: see [`recheck`]).
 
 use std::collections::BTreeMap;
 
@@ -31,13 +31,49 @@ pub fn check(engine: &Engine, pending: &mut BTreeMap<Address, u64>, tx: &[u8]) -
     match engine.check_tx(tx, pending) {
         Ok(verified) => {
             pending.insert(verified.signer_address, verified.sequence.saturating_add(1));
-            ResponseCheckTx {
-                code: 0,
-                gas_wanted: 1,
-                ..Default::default()
-            }
+            accepted()
         }
         Err(rejection) => refused(rejection.code, rejection.log),
+    }
+}
+
+/// CheckTx of a transaction already in the mempool, after a block: it passed every check
+/// before, its bytes (so its stateless checks) cannot have changed, and a block may only have
+/// used its sequence. So only the sequence is checked again; a stateful check it would now
+/// fail makes it fail in FinalizeBlock with a code instead, never applied twice (FinalizeBlock
+/// checks everything).
+pub fn recheck(
+    engine: &Engine,
+    pending: &mut BTreeMap<Address, u64>,
+    tx: &[u8],
+) -> ResponseCheckTx {
+    let verified = match verify_tx(tx, engine.chain_id()) {
+        Ok(verified) => verified,
+        Err(rejection) => return refused(rejection.code, rejection.log),
+    };
+    let signer = verified.signer_address;
+    let expected = pending
+        .get(&signer)
+        .copied()
+        .unwrap_or_else(|| engine.state().next_sequence(&signer));
+    if verified.sequence != expected {
+        return refused(
+            TxCode::WrongSequence,
+            format!(
+                "sequence {} of signer {signer} is not the expected {expected}",
+                verified.sequence
+            ),
+        );
+    }
+    pending.insert(signer, expected.saturating_add(1));
+    accepted()
+}
+
+fn accepted() -> ResponseCheckTx {
+    ResponseCheckTx {
+        code: 0,
+        gas_wanted: 1,
+        ..Default::default()
     }
 }
 

@@ -14,6 +14,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+pub use verify_cache::remember_verified_txs;
+
 use crate::address::Address;
 use crate::code::{TxCode, TxRejection};
 use crate::ids::{AssetId, MarketId, VenueId};
@@ -186,8 +188,16 @@ fn reject(code: TxCode, log: impl Into<String>) -> TxRejection {
     TxRejection::new(code, log)
 }
 
-/// Checks untrusted transaction bytes statelessly.
+/// Checks untrusted transaction bytes statelessly. A pure function of its arguments; once the
+/// node enables [`remember_verified_txs`], repeats of bytes that verified skip the work.
 pub fn verify_tx(bytes: &[u8], chain_id: &str) -> Result<VerifiedTx, TxRejection> {
+    if bytes.len() > TX_BYTES_MAX {
+        return verify_tx_once(bytes, chain_id);
+    }
+    verify_cache::verify_remembered(bytes, chain_id, || verify_tx_once(bytes, chain_id))
+}
+
+fn verify_tx_once(bytes: &[u8], chain_id: &str) -> Result<VerifiedTx, TxRejection> {
     if bytes.len() > TX_BYTES_MAX {
         return Err(reject(
             TxCode::TxTooLarge,
@@ -403,3 +413,4 @@ fn positive_amount(name: &str, text: &str) -> Result<Quantity, TxRejection> {
 
 #[cfg(test)]
 mod tests;
+mod verify_cache;
