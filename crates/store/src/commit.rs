@@ -133,6 +133,9 @@ impl Store {
             keys::encode_latest(prepared.version, &prepared.root_hash),
         );
 
+        // One fsync per version (per block): measured as noise next to the batch itself, and
+        // it keeps a committed height on disk even through a power loss, so CometBFT's
+        // handshake never has to replay more than the block it had not seen committed.
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         db.write_opt(batch, &opts)?;
@@ -192,10 +195,14 @@ pub(crate) fn prepare_over<R: TreeReader>(
         }
         value_set.insert(key_hash, value.as_deref().map(keys::leaf_value));
     }
-    let tree = jmt::JellyfishMerkleTree::<_, Sha256>::new(reader);
-    let (root, tree_batch) = tree
-        .put_value_set(value_set, version)
-        .map_err(StoreError::from_tree)?;
+    let deletions = value_set.values().filter(|v| v.is_none()).count();
+    tracing::debug!(
+        version,
+        keys = value_set.len(),
+        deletions,
+        "preparing store version"
+    );
+    let (root, tree_batch) = update_tree(reader, version, value_set)?;
     Ok(PreparedCommit {
         version,
         root_hash: root.0,
@@ -204,6 +211,35 @@ pub(crate) fn prepare_over<R: TreeReader>(
         writes: deduped,
         preimages,
     })
+}
+
+/// Applies one version's sorted value set to the tree. Without deletions, jmt's batch insertion
+/// builds each touched node once (one-by-one insertion rebuilds and rehashes the path from the
+/// root for every key); with deletions, which the batch path does not take, one by one. Both give
+/// the same root: the tree's shape and hashes depend only on the set of leaves.
+pub(crate) fn update_tree<R: TreeReader>(
+    reader: &R,
+    version: u64,
+    value_set: BTreeMap<KeyHash, Option<Vec<u8>>>,
+) -> Result<(jmt::RootHash, TreeUpdateBatch), StoreError> {
+    let tree = jmt::JellyfishMerkleTree::<_, Sha256>::new(reader);
+    if value_set.is_empty() || value_set.values().any(Option::is_none) {
+        return tree
+            .put_value_set(value_set, version)
+            .map_err(StoreError::from_tree);
+    }
+    let sets: Vec<(KeyHash, Vec<u8>)> = value_set
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|value| (key, value)))
+        .collect();
+    let (roots, batch) = tree
+        .batch_put_value_sets(vec![sets], None, version)
+        .map_err(StoreError::from_tree)?;
+    let root = roots
+        .first()
+        .copied()
+        .ok_or_else(|| StoreError::Corrupt("jmt returned no root".into()))?;
+    Ok((root, batch))
 }
 
 #[cfg(test)]
