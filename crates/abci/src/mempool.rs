@@ -101,3 +101,44 @@ pub fn select_for_proposal(chain_id: &str, txs: Vec<Bytes>, max_bytes: usize) ->
 pub fn proposal_is_well_formed(chain_id: &str, txs: &[Bytes]) -> bool {
     txs.iter().all(|tx| verify_tx(tx, chain_id).is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test fixtures
+
+    use clearnode_engine::testkit::{genesis, key, Signer, CHAIN_ID};
+
+    use super::*;
+
+    #[test]
+    fn a_recheck_checks_the_sequence_only() {
+        let (engine, _) = Engine::init_chain(CHAIN_ID, &genesis(), 0, 0).unwrap();
+        let mut trader = Signer::new(key(1));
+        // Withdrawing what was never deposited fails the stateful check...
+        let first = trader.withdraw("USDC", "5");
+        let second = trader.withdraw("USDC", "5");
+        let mut pending = BTreeMap::new();
+        assert_eq!(
+            check(&engine, &mut pending, &first).code,
+            TxCode::InsufficientCollateral.number()
+        );
+        // ...which a recheck (after a block, with the mempool's view rebuilt) does not repeat:
+        // it may still fail in FinalizeBlock, with its code.
+        assert_eq!(recheck(&engine, &mut pending, &first).code, 0);
+        assert_eq!(pending.get(&trader.address()), Some(&1));
+        assert_eq!(recheck(&engine, &mut pending, &second).code, 0);
+        assert_eq!(
+            recheck(&engine, &mut pending, &second).code,
+            TxCode::WrongSequence.number()
+        );
+        let mut fresh = BTreeMap::new();
+        assert_eq!(
+            recheck(&engine, &mut fresh, &second).code,
+            TxCode::WrongSequence.number()
+        );
+        assert_eq!(
+            recheck(&engine, &mut fresh, b"not a tx").code,
+            TxCode::MalformedTx.number()
+        );
+    }
+}

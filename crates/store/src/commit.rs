@@ -98,9 +98,19 @@ impl Store {
             self.clear_genesis(&mut batch)?;
         }
 
+        // Each column family's puts go in key order: RocksDB's memtable then inserts each key
+        // next to the previous one instead of searching its skip list from the top.
         let nodes = cf(db, CF_NODES)?;
-        for (node_key, node) in prepared.tree_batch.node_batch.nodes() {
-            batch.put_cf(nodes, keys::node_key(node_key)?, keys::encode_node(node)?);
+        let mut node_puts = prepared
+            .tree_batch
+            .node_batch
+            .nodes()
+            .iter()
+            .map(|(node_key, node)| Ok((keys::node_key(node_key)?, keys::encode_node(node)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        node_puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, node) in node_puts {
+            batch.put_cf(nodes, key, node);
         }
         let values = cf(db, CF_VALUES)?;
         for ((version, key_hash), value) in prepared.tree_batch.node_batch.values() {
@@ -115,7 +125,9 @@ impl Store {
         // CF keyed by stale_since_version BE ++ node key) and later delete those nodes once no
         // retained version needs them. All versions are kept for now, so it is dropped here.
         let preimages = cf(db, CF_PREIMAGES)?;
-        for (key_hash, key) in &prepared.preimages {
+        let mut preimage_puts: Vec<&([u8; 32], Vec<u8>)> = prepared.preimages.iter().collect();
+        preimage_puts.sort_unstable_by_key(|(key_hash, _)| *key_hash);
+        for (key_hash, key) in preimage_puts {
             batch.put_cf(preimages, key_hash, key);
         }
         let flat = cf(db, CF_LATEST)?;
