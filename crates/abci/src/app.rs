@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use clearnode_engine::{BlockHeader, Engine, StateSource};
 use clearnode_store::{PreparedCommit, Store, StoreError};
 use clearnode_types::genesis::Genesis;
-use clearnode_types::tx::verify_tx;
+use clearnode_types::tx::verify_tx_shared;
 use clearnode_types::{Address, TxCode};
 use tendermint_abci::Application;
 use tendermint_proto::v0_38::abci::{
@@ -182,17 +182,20 @@ impl ClearnodeApp {
         };
         // The stateless checks (signature, decoding) run off the lock; the engine's own
         // check below repeats them from memory.
-        if let Err(rejection) = verify_tx(&request.tx, &chain_id) {
-            AppMetrics::count(&self.shared.metrics.check_results, rejection.code.number());
-            return mempool::refused(rejection.code, rejection.log);
-        }
+        let verified = match verify_tx_shared(&request.tx, &chain_id) {
+            Ok(verified) => verified,
+            Err(rejection) => {
+                AppMetrics::count(&self.shared.metrics.check_results, rejection.code.number());
+                return mempool::refused(rejection.code, rejection.log);
+            }
+        };
         let consensus = lock(&self.shared.consensus);
         let Some(engine) = consensus.engine.as_ref() else {
             return mempool::refused(TxCode::MalformedTx, "the chain is not initialized");
         };
         let mut pending = lock(&self.shared.mempool);
         let response = if request.r#type == CheckTxType::Recheck as i32 {
-            mempool::recheck(engine, &mut pending, &request.tx)
+            mempool::recheck(engine, &mut pending, &verified)
         } else {
             mempool::check(engine, &mut pending, &request.tx)
         };

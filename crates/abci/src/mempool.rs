@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use clearnode_engine::Engine;
-use clearnode_types::tx::verify_tx;
+use clearnode_types::tx::{verify_tx, VerifiedTx};
 use clearnode_types::{Address, TxCode};
 use tendermint_proto::v0_38::abci::ResponseCheckTx;
 
@@ -37,7 +37,8 @@ pub fn check(engine: &Engine, pending: &mut BTreeMap<Address, u64>, tx: &[u8]) -
     }
 }
 
-/// CheckTx of a transaction already in the mempool, after a block: it passed every check
+/// CheckTx of a transaction already in the mempool (`verified`: its stateless checks, from
+/// memory), after a block: it passed every check
 /// before, its bytes (so its stateless checks) cannot have changed, and a block may only have
 /// used its sequence. So only the sequence is checked again; a stateful check it would now
 /// fail makes it fail in FinalizeBlock with a code instead, never applied twice (FinalizeBlock
@@ -45,12 +46,8 @@ pub fn check(engine: &Engine, pending: &mut BTreeMap<Address, u64>, tx: &[u8]) -
 pub fn recheck(
     engine: &Engine,
     pending: &mut BTreeMap<Address, u64>,
-    tx: &[u8],
+    verified: &VerifiedTx,
 ) -> ResponseCheckTx {
-    let verified = match verify_tx(tx, engine.chain_id()) {
-        Ok(verified) => verified,
-        Err(rejection) => return refused(rejection.code, rejection.log),
-    };
     let signer = verified.signer_address;
     let expected = pending
         .get(&signer)
@@ -109,6 +106,17 @@ mod tests {
     use clearnode_engine::testkit::{genesis, key, Signer, CHAIN_ID};
 
     use super::*;
+
+    fn recheck(
+        engine: &Engine,
+        pending: &mut BTreeMap<Address, u64>,
+        tx: &[u8],
+    ) -> ResponseCheckTx {
+        match verify_tx(tx, engine.chain_id()) {
+            Ok(verified) => super::recheck(engine, pending, &verified),
+            Err(rejection) => refused(rejection.code, rejection.log),
+        }
+    }
 
     #[test]
     fn a_recheck_checks_the_sequence_only() {

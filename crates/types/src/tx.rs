@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use clearnode_num::{Price, Quantity};
 use clearnode_proto::tx::v1 as pb;
@@ -191,8 +192,13 @@ fn reject(code: TxCode, log: impl Into<String>) -> TxRejection {
 /// Checks untrusted transaction bytes statelessly. A pure function of its arguments; once the
 /// node enables [`remember_verified_txs`], repeats of bytes that verified skip the work.
 pub fn verify_tx(bytes: &[u8], chain_id: &str) -> Result<VerifiedTx, TxRejection> {
+    verify_tx_shared(bytes, chain_id).map(Arc::unwrap_or_clone)
+}
+
+/// [`verify_tx`] without copying a remembered result out of the memory.
+pub fn verify_tx_shared(bytes: &[u8], chain_id: &str) -> Result<Arc<VerifiedTx>, TxRejection> {
     if bytes.len() > TX_BYTES_MAX {
-        return verify_tx_once(bytes, chain_id);
+        return verify_tx_once(bytes, chain_id).map(Arc::new);
     }
     verify_cache::verify_remembered(bytes, chain_id, || verify_tx_once(bytes, chain_id))
 }

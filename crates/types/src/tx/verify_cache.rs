@@ -55,9 +55,9 @@ pub(super) fn verify_remembered(
     bytes: &[u8],
     chain_id: &str,
     verify: impl FnOnce() -> Result<VerifiedTx, crate::code::TxRejection>,
-) -> Result<VerifiedTx, crate::code::TxRejection> {
+) -> Result<Arc<VerifiedTx>, crate::code::TxRejection> {
     let Some(memory) = MEMORY.get() else {
-        return verify();
+        return verify().map(Arc::new);
     };
     let key = key(bytes, chain_id);
     let hit = memory
@@ -65,13 +65,13 @@ pub(super) fn verify_remembered(
         .unwrap_or_else(PoisonError::into_inner)
         .get(&key);
     if let Some(hit) = hit {
-        return Ok(VerifiedTx::clone(&hit));
+        return Ok(hit);
     }
-    let verified = verify()?;
+    let verified = Arc::new(verify()?);
     memory
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, Arc::new(verified.clone()));
+        .insert(key, Arc::clone(&verified));
     Ok(verified)
 }
 
