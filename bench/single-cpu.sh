@@ -36,7 +36,8 @@ cpu() { awk '{print $14+$15}' /proc/$NODE/stat; }
 c0=$(cpu); l0=$(cut -d' ' -f1 /proc/loadavg)
 $C loadgen --home $home --lanes 8 --entries-per-report 500 --accounts 1000 --window 256 --duration $DUR --label $LABEL --json $OUT/$LABEL.json > $OUT/lg-$LABEL.log 2>&1
 c1=$(cpu); l1=$(cut -d' ' -f1 /proc/loadavg)
-curl -s http://127.0.0.1:28104/metrics | grep -E "^clearnode_(finalize_block|commit|store_prepare|check_tx)_seconds_(sum|count)" | awk '{a[$1]=$2} END {for (k in a) print k, a[k]}' | sort | paste -sd' ' | sed 's/clearnode_//g' || true
+curl -s http://127.0.0.1:28104/metrics > $OUT/metrics-$LABEL.txt || true
+cat $OUT/metrics-$LABEL.txt | grep -E "^clearnode_(finalize_block|commit|store_prepare|check_tx)_seconds_(sum|count)" | awk '{a[$1]=$2} END {for (k in a) print k, a[k]}' | sort | paste -sd' ' | sed 's/clearnode_//g' || true
 kill -TERM -- -$NODE 2>/dev/null || true
 sleep 2; kill -KILL -- -$NODE 2>/dev/null || true
 python3 - $OUT/$LABEL.json $c0 $c1 $l0 $l1 <<'PY'
