@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use clearnode_engine::Engine;
-use clearnode_types::tx::{verify_tx, VerifiedTx};
+use clearnode_types::tx::{verify_tx_shared, VerifiedTx};
 use clearnode_types::{Address, TxCode};
 use tendermint_proto::v0_38::abci::ResponseCheckTx;
 
@@ -80,7 +80,7 @@ pub fn select_for_proposal(chain_id: &str, txs: Vec<Bytes>, max_bytes: usize) ->
     let mut total = 0usize;
     let mut selected = Vec::with_capacity(txs.len());
     for tx in txs {
-        if verify_tx(&tx, chain_id).is_err() {
+        if verify_tx_shared(&tx, chain_id).is_err() {
             continue;
         }
         let Some(next_total) = total.checked_add(tx.len()).filter(|t| *t <= max_bytes) else {
@@ -96,7 +96,7 @@ pub fn select_for_proposal(chain_id: &str, txs: Vec<Bytes>, max_bytes: usize) ->
 /// include: ones that fail the stateless checks. Stateful failures are
 /// results of FinalizeBlock, like on every node.
 pub fn proposal_is_well_formed(chain_id: &str, txs: &[Bytes]) -> bool {
-    txs.iter().all(|tx| verify_tx(tx, chain_id).is_ok())
+    txs.iter().all(|tx| verify_tx_shared(tx, chain_id).is_ok())
 }
 
 #[cfg(test)]
@@ -104,6 +104,8 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test fixtures
 
     use clearnode_engine::testkit::{genesis, key, Signer, CHAIN_ID};
+
+    use clearnode_types::tx::verify_tx;
 
     use super::*;
 
