@@ -1,15 +1,16 @@
 //! The `Application` implementation and the consensus-side state it guards.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use clearnode_engine::{BlockHeader, Engine, StateSource};
 use clearnode_store::{PreparedCommit, Store, StoreError};
 use clearnode_types::genesis::Genesis;
+use clearnode_types::tx::verify_tx_shared;
 use clearnode_types::{Address, TxCode};
 use tendermint_abci::Application;
 use tendermint_proto::v0_38::abci::{
-    response_process_proposal::ProposalStatus, RequestCheckTx, RequestExtendVote,
+    response_process_proposal::ProposalStatus, CheckTxType, RequestCheckTx, RequestExtendVote,
     RequestFinalizeBlock, RequestInfo, RequestInitChain, RequestPrepareProposal,
     RequestProcessProposal, RequestQuery, RequestVerifyVoteExtension, ResponseCheckTx,
     ResponseCommit, ResponseExtendVote, ResponseFinalizeBlock, ResponseInfo, ResponseInitChain,
@@ -28,6 +29,10 @@ use crate::oracle::{self, QuoteSource};
 use crate::snapshot::Restore;
 use crate::snapshot_files::{SnapshotConfig, SnapshotFiles};
 use crate::state_sync;
+
+/// How many verified transactions the process remembers, in report entries (~100 bytes
+/// each): a deep mempool backlog of 500-entry reports, from CheckTx to FinalizeBlock.
+const VERIFIED_TXS_WEIGHT_MAX: usize = 1_000_000;
 
 /// Name and version reported in Info.
 #[derive(Debug, Clone)]
@@ -57,6 +62,8 @@ struct Shared {
     snapshots: Option<SnapshotFiles>,
     /// The snapshot being restored by state sync (lock before `consensus`).
     restoring: Mutex<Option<Restore>>,
+    /// The chain id, once known.
+    chain_id: OnceLock<String>,
 }
 
 /// The ABCI application. Clones share one state (CometBFT opens four
@@ -105,6 +112,7 @@ impl ClearnodeApp {
     /// Opens the application over a store, loading the engine from the last
     /// committed block if there is one.
     pub fn new(store: Store, info: AppInfo) -> Result<Self, StartError> {
+        clearnode_types::tx::remember_verified_txs(VERIFIED_TXS_WEIGHT_MAX);
         let mut consensus = Consensus::default();
         let metrics = Arc::new(AppMetrics::default());
         if let Some(committed) = store.latest()? {
@@ -129,6 +137,7 @@ impl ClearnodeApp {
                 mempool: Mutex::new(BTreeMap::new()),
                 snapshots: None,
                 restoring: Mutex::new(None),
+                chain_id: OnceLock::new(),
             }),
         })
     }
@@ -165,9 +174,44 @@ impl ClearnodeApp {
         &self.shared.store
     }
 
-    fn chain_id(&self) -> Option<String> {
+    /// CheckTx: stateless checks off the lock, then the engine's (or, for a recheck, the
+    /// sequence only).
+    fn check_tx_timed(&self, request: &RequestCheckTx) -> ResponseCheckTx {
+        let Some(chain_id) = self.chain_id() else {
+            return mempool::refused(TxCode::MalformedTx, "the chain is not initialized");
+        };
+        // The stateless checks (signature, decoding) run off the lock; the engine's own
+        // check below repeats them from memory.
+        let verified = match verify_tx_shared(&request.tx, &chain_id) {
+            Ok(verified) => verified,
+            Err(rejection) => {
+                AppMetrics::count(&self.shared.metrics.check_results, rejection.code.number());
+                return mempool::refused(rejection.code, rejection.log);
+            }
+        };
         let consensus = lock(&self.shared.consensus);
-        consensus.engine.as_ref().map(|e| e.chain_id().to_string())
+        let Some(engine) = consensus.engine.as_ref() else {
+            return mempool::refused(TxCode::MalformedTx, "the chain is not initialized");
+        };
+        let mut pending = lock(&self.shared.mempool);
+        let response = if request.r#type == CheckTxType::Recheck as i32 {
+            mempool::recheck(engine, &mut pending, &verified)
+        } else {
+            mempool::check(engine, &mut pending, &request.tx)
+        };
+        AppMetrics::count(&self.shared.metrics.check_results, response.code);
+        response
+    }
+
+    /// The chain id, read from the engine once (it never changes), so that CheckTx does not
+    /// wait for the engine's lock for it.
+    fn chain_id(&self) -> Option<String> {
+        if let Some(id) = self.shared.chain_id.get() {
+            return Some(id.clone());
+        }
+        let consensus = lock(&self.shared.consensus);
+        let id = consensus.engine.as_ref()?.chain_id().to_string();
+        Some(self.shared.chain_id.get_or_init(|| id).clone())
     }
 }
 
@@ -225,13 +269,9 @@ impl Application for ClearnodeApp {
     }
 
     fn check_tx(&self, request: RequestCheckTx) -> ResponseCheckTx {
-        let consensus = lock(&self.shared.consensus);
-        let Some(engine) = consensus.engine.as_ref() else {
-            return mempool::refused(TxCode::MalformedTx, "the chain is not initialized");
-        };
-        let mut pending = lock(&self.shared.mempool);
-        let response = mempool::check(engine, &mut pending, &request.tx);
-        AppMetrics::count(&self.shared.metrics.check_results, response.code);
+        let timer = Timer::start();
+        let response = self.check_tx_timed(&request);
+        timer.stop(&self.shared.metrics.check_tx_latency);
         response
     }
 
@@ -303,14 +343,19 @@ impl Application for ClearnodeApp {
         }
         let clearnode_engine::BlockOutput { writes, events } =
             engine.end_block().unwrap_or_else(|e| fatal(e));
+        // The Merkle update needs only the writes: CheckTx may use the engine meanwhile (it
+        // sees this block's state, which is decided and will be committed or replayed).
+        drop(consensus);
         self.shared.metrics.count_events(&events);
+        let prepare_timer = Timer::start();
         let prepared = self
             .shared
             .store
             .prepare(height, writes)
             .unwrap_or_else(|e| fatal(e));
+        prepare_timer.stop(&self.shared.metrics.store_prepare_latency);
         let app_hash = prepared.root_hash();
-        consensus.pending = Some(prepared);
+        lock(&self.shared.consensus).pending = Some(prepared);
         tracing::debug!(height, txs = request.txs.len(), "finalized block");
         timer.stop(&self.shared.metrics.finalize_block_latency);
         ResponseFinalizeBlock {
@@ -324,11 +369,11 @@ impl Application for ClearnodeApp {
 
     fn commit(&self) -> ResponseCommit {
         let timer = Timer::start();
-        let mut consensus = lock(&self.shared.consensus);
-        let prepared = consensus
+        let prepared = lock(&self.shared.consensus)
             .pending
             .take()
             .unwrap_or_else(|| fatal("Commit without a finalized block"));
+        // Written without the engine's lock, so CheckTx keeps running.
         let committed = self
             .shared
             .store
@@ -337,7 +382,7 @@ impl Application for ClearnodeApp {
         // The mempool is rechecked against the new state from scratch.
         lock(&self.shared.mempool).clear();
         self.shared.metrics.committed(committed.version);
-        if let Some(engine) = &consensus.engine {
+        if let Some(engine) = &lock(&self.shared.consensus).engine {
             self.shared.metrics.observe_state(engine.state());
         }
         timer.stop(&self.shared.metrics.commit_latency);

@@ -117,6 +117,10 @@ pub struct AppMetrics {
     pub finalize_block_latency: LatencyHistogram,
     /// Durations of Commit.
     pub commit_latency: LatencyHistogram,
+    /// Durations of the Merkle update inside FinalizeBlock (the rest is the engine).
+    pub store_prepare_latency: LatencyHistogram,
+    /// Durations of CheckTx.
+    pub check_tx_latency: LatencyHistogram,
     /// The last committed state's figures.
     state: Mutex<Option<StateGauges>>,
 }
@@ -230,6 +234,13 @@ impl AppMetrics {
         );
         self.commit_latency
             .render("clearnode_commit_seconds", "Time Commit took.", &mut out);
+        self.store_prepare_latency.render(
+            "clearnode_store_prepare_seconds",
+            "Time FinalizeBlock spent updating the Merkle tree.",
+            &mut out,
+        );
+        self.check_tx_latency
+            .render("clearnode_check_tx_seconds", "Time CheckTx took.", &mut out);
         out
     }
 

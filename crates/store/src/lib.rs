@@ -23,7 +23,8 @@
 //!   values, preimages, the flat latest map and the latest version/root metadata together, so a
 //!   crash leaves either the whole version or none of it.
 //! * Roots are deterministic: they depend only on the sequence of (deduplicated) write sets, not
-//!   on the order of writes within a set, the machine, or timing.
+//!   on the order of writes within a set, the machine, or timing — nor on whether a version
+//!   went through jmt's batch insertion (versions without deletions) or one-by-one insertion.
 //! * All versions are kept (no pruning yet). A store restored from a state-sync snapshot
 //!   ([`Store::restore`]) starts at the snapshot's version: older versions are absent.
 //! * Keys are non-empty byte strings (ics23 non-existence proofs need non-empty keys); values are

@@ -7,12 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use clearnode_num::{Price, Quantity};
 use clearnode_proto::tx::v1 as pb;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use prost::Message;
 use sha2::{Digest, Sha256};
+
+pub use verify_cache::remember_verified_txs;
 
 use crate::address::Address;
 use crate::code::{TxCode, TxRejection};
@@ -189,8 +192,21 @@ fn reject(code: TxCode, log: impl Into<String>) -> TxRejection {
     TxRejection::new(code, log)
 }
 
-/// Checks untrusted transaction bytes statelessly.
+/// Checks untrusted transaction bytes statelessly. A pure function of its arguments; once the
+/// node enables [`remember_verified_txs`], repeats of bytes that verified skip the work.
 pub fn verify_tx(bytes: &[u8], chain_id: &str) -> Result<VerifiedTx, TxRejection> {
+    verify_tx_shared(bytes, chain_id).map(Arc::unwrap_or_clone)
+}
+
+/// [`verify_tx`] without copying a remembered result out of the memory.
+pub fn verify_tx_shared(bytes: &[u8], chain_id: &str) -> Result<Arc<VerifiedTx>, TxRejection> {
+    if bytes.len() > TX_BYTES_MAX {
+        return verify_tx_once(bytes, chain_id).map(Arc::new);
+    }
+    verify_cache::verify_remembered(bytes, chain_id, || verify_tx_once(bytes, chain_id))
+}
+
+fn verify_tx_once(bytes: &[u8], chain_id: &str) -> Result<VerifiedTx, TxRejection> {
     if bytes.len() > TX_BYTES_MAX {
         return Err(reject(
             TxCode::TxTooLarge,
@@ -408,3 +424,4 @@ fn positive_amount(name: &str, text: &str) -> Result<Quantity, TxRejection> {
 
 #[cfg(test)]
 mod tests;
+mod verify_cache;

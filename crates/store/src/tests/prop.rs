@@ -84,3 +84,44 @@ proptest! {
         }
     }
 }
+
+fn set_heavy_batches() -> impl Strategy<Value = Vec<Vec<Write>>> {
+    let write = (
+        0..300u16,
+        prop_oneof![1 => Just(None), 9 => prop::collection::vec(any::<u8>(), 0..6).prop_map(Some)],
+    )
+        .prop_map(|(k, v)| (format!("key/{k}").into_bytes(), v));
+    prop::collection::vec(prop::collection::vec(write, 1..120), 1..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// jmt's batch insertion (used for versions without deletions) gives exactly the root that
+    /// one-by-one insertion gives, on top of any history.
+    #[test]
+    fn batch_insertion_gives_the_one_by_one_root(batches in set_heavy_batches()) {
+        let (_dir, store) = fresh();
+        apply(&store, vec![(b"genesis".to_vec(), Some(b"g".to_vec()))]);
+        for (index, batch) in batches.into_iter().enumerate() {
+            let version = index as u64 + 1;
+            for only_sets in [true, false] {
+                let value_set: BTreeMap<jmt::KeyHash, Option<Vec<u8>>> = batch
+                    .iter()
+                    .filter(|(_, v)| !only_sets || v.is_some())
+                    .map(|(k, v)| (jmt::KeyHash::with::<sha2::Sha256>(k), v.clone()))
+                    .collect();
+                if value_set.is_empty() {
+                    continue;
+                }
+                let reader = crate::reader::DbReader::new(&store.db);
+                let tree = jmt::JellyfishMerkleTree::<_, sha2::Sha256>::new(&reader);
+                let (one_by_one, _) = tree.put_value_set(value_set.clone(), version).unwrap();
+                let (batched, _) = crate::commit::update_tree(&reader, version, value_set).unwrap();
+                prop_assert_eq!(batched, one_by_one);
+            }
+            let sets: Vec<Write> = batch.into_iter().filter(|(_, v)| v.is_some()).collect();
+            apply(&store, sets);
+        }
+    }
+}

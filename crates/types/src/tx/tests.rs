@@ -161,3 +161,25 @@ proptest::proptest! {
         let _ = verify_tx(&bytes, CHAIN);
     }
 }
+
+#[test]
+fn remembered_verifications_give_the_same_outcomes() {
+    let good = sign_tx(
+        &key(1),
+        &body(report(vec![entry(9, "BTC-PERP", "-1.5", "60000")])),
+    );
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let fresh = (verify_tx_once(&good, CHAIN), verify_tx_once(&bad, CHAIN));
+    remember_verified_txs(1_000);
+    for _ in 0..2 {
+        assert_eq!(verify_tx(&good, CHAIN), fresh.0);
+        assert_eq!(verify_tx(&bad, CHAIN), fresh.1);
+        assert_eq!(code_of(&bad), TxCode::InvalidSignature);
+        assert_eq!(
+            verify_tx(&good, "another-chain").map_err(|r| r.code),
+            Err(TxCode::WrongChainId)
+        );
+    }
+}
