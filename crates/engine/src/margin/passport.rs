@@ -449,7 +449,16 @@ fn allowances(
                 .copied()
                 .unwrap_or_default();
             let probe = Probe::new(account, market, venue, &new_risk, open_interest)?;
+            // As the report check: an isolated market is held only by its
+            // isolated sub-accounts, and a sub-account holds only its own.
+            let holdable = match &account.isolated {
+                Some((_, own)) => *own == market.id,
+                None => !market.isolated,
+            };
             let side = |sign: i128| {
+                if !holdable {
+                    return Ok(Found::Confirmed(0));
+                }
                 if reduce_only {
                     // Only reducing the net exposure, up to flat.
                     let net = probe.net()?;

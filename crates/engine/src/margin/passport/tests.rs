@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use clearnode_num::{Money, Price, Quantity, Ratio};
-use clearnode_types::{AssetId, MarketId, VenueId};
+use clearnode_types::{Address, AssetId, MarketId, VenueId};
 use proptest::prelude::*;
 
 use super::*;
@@ -290,4 +290,40 @@ fn the_secant_search_finds_the_last_unit_of_a_step_function() {
         search_surplus(|x: i128| Ok(2_000 - x), 0, 1_000).expect("searches"),
         1_000
     );
+}
+
+#[test]
+fn markets_the_account_cannot_hold_allow_nothing() {
+    let mut world = world([60_000, 150], 0, 100_000, &[], [0, 0]);
+    let venue: VenueId = VENUES[0].parse().expect("id");
+    let assets = assets();
+    let sol: MarketId = "SOL-PERP".parse().expect("id");
+    if let Some(market) = world.markets.get_mut(&sol) {
+        market.isolated = true;
+    }
+    let allowances = |world: &World| {
+        let context = Context {
+            size_max: Quantity::from_units(1_000_000),
+            markets: &world.markets,
+            assets: &assets,
+            open_interest: &world.open_interest,
+        };
+        allowances(&world.account, &venue, &context).expect("computes")
+    };
+    // A cross account: BTC yes, the isolated SOL market no.
+    let cross = allowances(&world);
+    assert!(matches!(cross[0].1, Found::Confirmed(long) if long > 0));
+    assert_eq!(
+        (cross[1].1, cross[1].2),
+        (Found::Confirmed(0), Found::Confirmed(0))
+    );
+    // SOL's isolated sub-account: SOL only.
+    let owner = Address::from_slice(&[7; 20]).expect("20 bytes");
+    world.account.isolated = Some((owner, sol));
+    let isolated = allowances(&world);
+    assert_eq!(
+        (isolated[0].1, isolated[0].2),
+        (Found::Confirmed(0), Found::Confirmed(0))
+    );
+    assert!(matches!(isolated[1].1, Found::Confirmed(long) if long > 0));
 }
