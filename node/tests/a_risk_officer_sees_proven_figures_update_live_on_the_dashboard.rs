@@ -138,6 +138,12 @@ async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, heigh
     );
     let aggregate = system.aggregate.unwrap();
     let health = aggregate.accounts.unwrap_or_default();
+    let concentration = aggregate.concentration.unwrap();
+    assert!(
+        concentration.holders > 1 && concentration.hhi_ppm > 0,
+        "no concentration to show: {concentration:?}"
+    );
+    assert_concentration_shown(dom, "system", &concentration, height);
     for (name, value) in [
         ("system.aggregate_leverage", aggregate.aggregate_leverage),
         ("system.net_notional", aggregate.net_notional),
@@ -213,6 +219,8 @@ async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, heigh
             !aggregate.venues.is_empty(),
             "{market} has no venue open interest"
         );
+        let concentration = aggregate.concentration.unwrap();
+        assert_concentration_shown(dom, &format!("market.{market}"), &concentration, height);
         for venue in &aggregate.venues {
             let prefix = format!("venue.{market}.{}", venue.venue);
             assert_eq!(figure(dom, &format!("{prefix}.long_size")), venue.long_size);
@@ -224,8 +232,33 @@ async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, heigh
     }
 }
 
-/// `clearnode audit verify` proves the figure the page showed at `height`.
+/// The page shows `concentration` under `prefix` (`system` or `market.ID`).
+fn assert_concentration_shown(
+    dom: &str,
+    prefix: &str,
+    concentration: &clearnode_proto::state::v1::Concentration,
+    height: u64,
+) {
+    for (name, value) in [
+        ("top1_share_ppm", concentration.top1_share_ppm),
+        ("top5_share_ppm", concentration.top5_share_ppm),
+        ("top10_share_ppm", concentration.top10_share_ppm),
+        ("hhi_ppm", concentration.hhi_ppm),
+        ("holders", concentration.holders),
+    ] {
+        let name = format!("{prefix}.concentration.{name}");
+        assert_eq!(figure(dom, &name), value.to_string(), "{name} at {height}");
+    }
+}
+
+/// `clearnode audit verify` proves the figure the page showed at `height`
+/// (a string field: it prints quoted).
 fn assert_proven(home: &Path, height: u64, what: &[&str], shown: &str) {
+    assert_proven_text(home, height, what, &format!("\"{shown}\""));
+}
+
+/// `clearnode audit verify` proves a value whose printed form contains `needle`.
+fn assert_proven_text(home: &Path, height: u64, what: &[&str], needle: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
         .args(["audit", "verify", "--height", &height.to_string()])
         .arg("--home")
@@ -240,8 +273,8 @@ fn assert_proven(home: &Path, height: u64, what: &[&str], shown: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains(&format!("\"{shown}\"")),
-        "the proven value does not contain the shown {shown}: {stdout}"
+        stdout.contains(needle),
+        "the proven value does not contain the shown {needle}: {stdout}"
     );
 }
 
@@ -292,6 +325,23 @@ async fn a_risk_officer_sees_proven_figures_update_live_on_the_dashboard() {
     );
     let btc = figure(&dom, "market.BTC-PERP.long_open_interest");
     assert_proven(&devnet.home(), height, &["market", "BTC-PERP"], &btc);
+    // Concentration: numbers in the proven aggregates.
+    for (what, name) in [
+        (&["system"][..], "system.concentration.top5_share_ppm"),
+        (&["system"][..], "system.concentration.hhi_ppm"),
+        (
+            &["market", "BTC-PERP"][..],
+            "market.BTC-PERP.concentration.hhi_ppm",
+        ),
+        (
+            &["market", "SOL-PERP"][..],
+            "market.SOL-PERP.concentration.top1_share_ppm",
+        ),
+    ] {
+        let field = name.rsplit('.').next().unwrap();
+        let needle = format!("\"{field}\": {}", figure(&dom, name));
+        assert_proven_text(&devnet.home(), height, what, &needle);
+    }
 
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&artifacts).unwrap();

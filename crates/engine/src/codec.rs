@@ -565,6 +565,21 @@ pub fn market_aggregate_to_pb(
             .collect(),
         accounts_with_position: totals.accounts_with_position,
         oracle_price: price.to_string(),
+        concentration: Some(concentration_to_pb(&totals.holders)?),
+    })
+}
+
+/// Encodes how concentrated some holdings are.
+pub fn concentration_to_pb(
+    holdings: &crate::aggregates::Holdings,
+) -> Result<pb::Concentration, clearnode_num::NumError> {
+    Ok(pb::Concentration {
+        top1_share_ppm: holdings.top_share_ppm(1)?,
+        top5_share_ppm: holdings.top_share_ppm(5)?,
+        top10_share_ppm: holdings.top_share_ppm(10)?,
+        hhi_ppm: holdings.hhi_ppm()?,
+        holders: u64::try_from(holdings.ranked.len())
+            .map_err(|_| clearnode_num::NumError::Overflow)?,
     })
 }
 
@@ -595,6 +610,7 @@ pub fn system_aggregate_to_pb(
         accounts_total: system.accounts,
         collateral_totals,
         height,
+        concentration: Some(concentration_to_pb(&system.holders)?),
     })
 }
 

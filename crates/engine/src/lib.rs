@@ -17,7 +17,7 @@
 #![deny(clippy::float_arithmetic)]
 
 mod acknowledgements;
-mod aggregates;
+pub mod aggregates;
 mod backstop;
 mod block;
 pub mod breakers;

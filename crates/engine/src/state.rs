@@ -261,6 +261,8 @@ pub struct MarketTotals {
     pub venues: BTreeMap<VenueId, VenueInterest>,
     /// Accounts with a non-zero position on some venue.
     pub accounts_with_position: u64,
+    /// Accounts by |net size| across venues: concentration.
+    pub holders: crate::aggregates::Holdings,
 }
 
 /// Accounts per health state.
@@ -285,6 +287,9 @@ pub struct SystemTotals {
     pub health: HealthCounts,
     /// Accounts in state.
     pub accounts: u64,
+    /// Accounts (the backstop's book too) by net notional across markets:
+    /// concentration.
+    pub holders: crate::aggregates::Holdings,
 }
 
 /// The whole application state.

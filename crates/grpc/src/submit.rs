@@ -59,6 +59,8 @@ pub struct Submitter {
     rpc: CometRpc,
     /// Read-only: the margin passport reads committed state.
     store: clearnode_store::Store,
+    /// What passports at the latest version share, decoded once.
+    passport: crate::passport::PassportCache,
 }
 
 fn unavailable(error: RpcError) -> Status {
@@ -76,7 +78,12 @@ impl Submitter {
     /// A submitter broadcasting to the configured CometBFT.
     pub fn new(config: GrpcConfig, store: clearnode_store::Store) -> Self {
         let rpc = CometRpc::new(&config.cometbft_rpc);
-        Self { config, rpc, store }
+        Self {
+            config,
+            rpc,
+            store,
+            passport: crate::passport::PassportCache::default(),
+        }
     }
 
     async fn submit(
@@ -175,7 +182,8 @@ impl VenueService for Submitter {
         &self,
         request: Request<pb::GetMarginPassportRequest>,
     ) -> Result<Response<pb::GetMarginPassportResponse>, Status> {
-        crate::passport::answer(&self.store, request.into_inner()).map(Response::new)
+        crate::passport::answer(&self.store, &self.passport, request.into_inner())
+            .map(Response::new)
     }
 }
 

@@ -431,6 +431,14 @@ fn aggregates_follow_reports() {
     assert_eq!(market.net_notional, "105000");
     assert_eq!(market.accounts_with_position, 2);
     assert_eq!(market.venues.len(), 2);
+    // Net sizes 0.75 and 1: the larger holds 1 / 1.75 of the net open
+    // interest; HHI (0.75^2 + 1^2) / 1.75^2; both rounded up.
+    let concentration = market.concentration.expect("concentration");
+    assert_eq!(
+        (concentration.top1_share_ppm, concentration.top5_share_ppm),
+        (571_429, 1_000_000)
+    );
+    assert_eq!((concentration.hhi_ppm, concentration.holders), (510_205, 2));
     let system =
         pb::SystemAggregate::decode(chain.committed.0[&crate::keys::system_aggregate()].as_slice())
             .expect("decodes");
@@ -439,6 +447,8 @@ fn aggregates_follow_reports() {
     assert_eq!(system.aggregate_leverage, "5.25");
     assert_eq!(system.accounts_total, 2);
     assert_eq!(system.collateral_totals[1].amount, "20000");
+    // Net notionals 45,000 and 60,000: the same shares system-wide.
+    assert_eq!(system.concentration, Some(concentration));
 }
 
 #[test]

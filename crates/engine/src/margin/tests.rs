@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::state::{Account, Asset, Market, Position};
 
-fn market(price: i64) -> Market {
+pub(crate) fn market(price: i64) -> Market {
     let base = Ratio::from_ppm(50_000);
     Market {
         id: "BTC-PERP".parse().expect("id"),

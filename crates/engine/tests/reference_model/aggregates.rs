@@ -1,9 +1,16 @@
 //! Open interest and the market and system aggregates: walks over every
 //! account, never running totals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use clearnode_proto::state::v1 as pb;
+use clearnode_types::Address;
+
+use super::fixed::{divide, Round, PPM};
 use super::{AccountModel, Model};
+
+/// Holders by exposure, smallest first (zero exposures left out).
+pub type Ranked = BTreeSet<(i128, Address)>;
 
 impl Model {
     /// Per market totals: a walk over every account.
@@ -58,6 +65,69 @@ impl Model {
             system.health[risk.health as usize] += 1;
         }
         system
+    }
+}
+
+impl Model {
+    /// Per market, every account's |net size across venues| in millionths
+    /// of a unit (the backstop's book too): a walk over every account.
+    pub fn market_holders(&self) -> BTreeMap<String, Ranked> {
+        let mut holders: BTreeMap<String, Ranked> = self
+            .markets
+            .keys()
+            .map(|id| (id.clone(), Ranked::new()))
+            .collect();
+        for (address, account) in &self.accounts {
+            let mut net: BTreeMap<&String, i128> = BTreeMap::new();
+            for ((market, _venue), position) in &account.positions {
+                *net.entry(market).or_default() += position.size;
+            }
+            for (market, net) in net {
+                let exposure = net.abs() / 1_000;
+                if exposure > 0 {
+                    let ranked = holders.get_mut(market).expect("listed market");
+                    ranked.insert((exposure, *address));
+                }
+            }
+        }
+        holders
+    }
+
+    /// Every account's net notional across markets in cents (the book too).
+    pub fn system_holders(&self) -> Ranked {
+        self.risks
+            .iter()
+            .map(|(address, risk)| (risk.net_notional / 10_000, *address))
+            .filter(|(exposure, _)| *exposure > 0)
+            .collect()
+    }
+}
+
+/// Top 1/5/10 shares and the HHI of some holders, straight from the
+/// definition (ppm, rounded up).
+pub fn concentration(ranked: &Ranked) -> pb::Concentration {
+    let total: i128 = ranked.iter().map(|(exposure, _)| exposure).sum();
+    let share = |count: usize| {
+        let top: i128 = ranked.iter().rev().take(count).map(|(e, _)| e).sum();
+        if total == 0 {
+            0
+        } else {
+            divide(top * PPM, total, Round::Up)
+        }
+    };
+    let squares: i128 = ranked.iter().map(|(e, _)| e * e).sum();
+    let hhi = if total == 0 {
+        0
+    } else {
+        divide(squares * PPM, total * total, Round::Up)
+    };
+    let ppm = |value: i128| u64::try_from(value).expect("a share");
+    pb::Concentration {
+        top1_share_ppm: ppm(share(1)),
+        top5_share_ppm: ppm(share(5)),
+        top10_share_ppm: ppm(share(10)),
+        hhi_ppm: ppm(hhi),
+        holders: ranked.len() as u64,
     }
 }
 

@@ -292,6 +292,20 @@ fn compare_aggregates(found: &mut Differences, engine: &State, model: &Model) {
         };
         found.check(|| format!("market {id} totals"), totals, expected);
     }
+    // Concentration's ranked holders, against a walk over every account.
+    for (id, expected) in model.market_holders() {
+        let actual = engine
+            .market_totals
+            .get(&id.parse().expect("id"))
+            .map(|t| t.holders.ranked.clone())
+            .unwrap_or_default();
+        found.check(|| format!("market {id} holders"), actual, expected);
+    }
+    found.check(
+        || "system holders".into(),
+        engine.system.holders.ranked.clone(),
+        model.system_holders(),
+    );
     let health = &engine.system.health;
     let system = SystemTotals {
         equity_positive: engine.system.equity_positive.raw(),
@@ -452,6 +466,9 @@ fn market_aggregate(model: &Model, id: &str, totals: &MarketTotals) -> pb::Marke
             .collect(),
         accounts_with_position: totals.accounts_with_position,
         oracle_price: decimal(price, 9),
+        concentration: Some(super::aggregates::concentration(
+            &model.market_holders()[id],
+        )),
     }
 }
 
@@ -486,5 +503,6 @@ fn system_aggregate(model: &Model, gross: i128, net: i128) -> pb::SystemAggregat
             })
             .collect(),
         height: model.height,
+        concentration: Some(super::aggregates::concentration(&model.system_holders())),
     }
 }
