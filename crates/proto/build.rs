@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "clearnode/tx/v1/tx.proto",
         "clearnode/state/v1/state.proto",
+        "clearnode/state/v1/governance.proto",
         "clearnode/venue/v1/venue.proto",
         "clearnode/audit/v1/audit.proto",
         "clearnode/oracle/v1/oracle.proto",
@@ -51,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode.state.v1.LiquidationOrder.account",
         "clearnode.state.v1.Instruction.account",
         "clearnode.state.v1.Instruction.counterparty",
+        "clearnode.state.v1.Proposal.proposer",
     ];
     let mut builder =
         tonic_prost_build::configure().type_attribute(".clearnode", "#[derive(serde::Serialize)]");

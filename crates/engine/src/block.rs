@@ -107,6 +107,8 @@ pub(crate) struct BlockContext {
     pub(crate) dirty_venues: BTreeSet<VenueId>,
     /// Bad debt the insurance fund paid in this block, per market (its cap).
     pub(crate) fund_paid_by_market: BTreeMap<MarketId, Money>,
+    /// Proposals, params and governance state changed by governance.
+    pub(crate) governance: crate::governance::GovernanceDirty,
 }
 
 /// What a touched account held before the block.
@@ -290,6 +292,7 @@ impl Engine {
     /// conservation and returns the writes.
     pub fn end_block(&mut self) -> Result<BlockOutput, EngineError> {
         let mut events = Vec::new();
+        self.run_governance(&mut events)?;
         self.run_backstop(&mut events)?;
         let mut block = self
             .block
@@ -445,6 +448,7 @@ impl Engine {
             let value = codec::ledger_to_pb(asset, &ledger).map_err(invariant)?;
             writes.push((keys::ledger(asset), Some(value.encode_to_vec())));
         }
+        writes.extend(self.governance_writes(&block)?);
         writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
         writes.push((
             keys::chain_info(),

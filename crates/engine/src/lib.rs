@@ -23,6 +23,7 @@ mod block;
 pub mod codec;
 mod exec;
 mod genesis;
+pub mod governance;
 mod instructions;
 pub mod keys;
 mod liquidation;

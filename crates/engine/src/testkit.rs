@@ -96,6 +96,7 @@ pub fn genesis() -> Genesis {
             position_size_max: "100000".parse().unwrap_or_else(|_| unreachable!("fixture")),
             insurance_fund_initial: Money::from_units(1_000_000),
             instruction_ack_blocks: 20,
+            governance: Default::default(),
             liquidation: GenesisLiquidation {
                 fraction_per_block_ppm: 200_000,
                 min_notional: Money::from_units(1_000),

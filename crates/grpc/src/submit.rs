@@ -35,6 +35,8 @@ impl Service {
                         | Action::RegisterLiquidator
                         | Action::TakeOver(_)
                         | Action::MoveIsolatedMargin(_)
+                        | Action::SubmitProposal(_)
+                        | Action::VoteProposal(_)
                 )
                 | (Service::Custodian, Action::Deposit(_))
         )
@@ -44,7 +46,7 @@ impl Service {
         match self {
             Service::Venue => "VenueService.SubmitReport takes position reports",
             Service::Account => {
-                "AccountService.SubmitAccountTx takes withdrawals, venue authorizations, liquidator registrations, takeovers and isolated-margin moves"
+                "AccountService.SubmitAccountTx takes withdrawals, venue authorizations, liquidator registrations, takeovers, isolated-margin moves and governance proposals and votes"
             }
             Service::Custodian => "CustodianService.SubmitDeposit takes deposits",
         }

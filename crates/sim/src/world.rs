@@ -88,6 +88,7 @@ pub(crate) fn genesis(seed: u64) -> Result<Genesis, String> {
             position_size_max: Quantity::from_units(100_000_000),
             insurance_fund_initial: Money::from_units(500_000),
             instruction_ack_blocks: 20,
+            governance: Default::default(),
             liquidation: GenesisLiquidation {
                 fraction_per_block_ppm: 200_000,
                 min_notional: Money::from_units(1_000),

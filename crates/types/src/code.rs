@@ -2,9 +2,9 @@
 //!
 //! A code is part of the consensus result (CometBFT hashes it into the next
 //! header), so numbers are never reused or renumbered. Ranges: 1xx the bytes
-//! themselves, 2xx who may do it, 3xx what the state allows. Checks run in
-//! that order, so a transaction that is wrong in several ways always gets
-//! the same code.
+//! themselves, 2xx who may do it, 3xx what the state allows, 4xx governance.
+//! Checks run in that order, so a transaction that is wrong in several ways
+//! always gets the same code.
 
 use std::fmt;
 
@@ -82,11 +82,24 @@ pub enum TxCode {
     /// A position in an isolated market for an account that is not its
     /// isolated sub-account, or an isolated sub-account outside its market.
     IsolationMismatch = 314,
+    /// A governance transaction not signed by a consensus validator's key.
+    NotValidator = 401,
+    /// A vote on a proposal that does not exist.
+    UnknownProposal = 402,
+    /// A vote on a proposal whose voting window has closed.
+    ProposalClosed = 403,
+    /// A second vote by the same validator on one proposal.
+    AlreadyVoted = 404,
+    /// A parameter change that does not apply to the state (unknown or
+    /// already listed target, a value out of range).
+    InvalidChange = 405,
+    /// A position report for a market governance paused.
+    MarketPaused = 406,
 }
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 33] = [
+    pub const ALL: [TxCode; 39] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -120,6 +133,12 @@ impl TxCode {
         TxCode::OutsidePriceBand,
         TxCode::QuantityAboveOrder,
         TxCode::IsolationMismatch,
+        TxCode::NotValidator,
+        TxCode::UnknownProposal,
+        TxCode::ProposalClosed,
+        TxCode::AlreadyVoted,
+        TxCode::InvalidChange,
+        TxCode::MarketPaused,
     ];
 
     /// The number on the wire.
@@ -168,6 +187,12 @@ impl TxCode {
             TxCode::OutsidePriceBand => "outside_price_band",
             TxCode::QuantityAboveOrder => "quantity_above_order",
             TxCode::IsolationMismatch => "isolation_mismatch",
+            TxCode::NotValidator => "not_validator",
+            TxCode::UnknownProposal => "unknown_proposal",
+            TxCode::ProposalClosed => "proposal_closed",
+            TxCode::AlreadyVoted => "already_voted",
+            TxCode::InvalidChange => "invalid_change",
+            TxCode::MarketPaused => "market_paused",
         }
     }
 }
@@ -225,5 +250,7 @@ mod tests {
         assert_eq!(TxCode::AcknowledgementAhead.number(), 208);
         assert_eq!(TxCode::UnknownMarket.number(), 301);
         assert_eq!(TxCode::BelowInitialMargin.number(), 304);
+        assert_eq!(TxCode::NotValidator.number(), 401);
+        assert_eq!(TxCode::MarketPaused.number(), 406);
     }
 }

@@ -80,6 +80,10 @@ pub enum Action {
     TakeOver(TakeOver),
     /// Collateral into or out of the signer's isolated sub-account (account).
     MoveIsolatedMargin(MoveIsolatedMargin),
+    /// A proposal to change risk parameters (validator).
+    SubmitProposal(SubmitProposal),
+    /// A vote on a proposal (validator).
+    VoteProposal(VoteProposal),
 }
 
 impl Action {
@@ -93,6 +97,8 @@ impl Action {
             Action::RegisterLiquidator => "register_liquidator",
             Action::TakeOver(_) => "take_over_position",
             Action::MoveIsolatedMargin(_) => "move_isolated_margin",
+            Action::SubmitProposal(_) => "submit_proposal",
+            Action::VoteProposal(_) => "vote_proposal",
         }
     }
 }
@@ -268,6 +274,11 @@ fn check_action(action: pb::tx_body::Action) -> Result<Action, TxRejection> {
             quantity: positive_amount("quantity", &t.quantity)?,
             price: bounded_price("price", &t.price)?,
         }),
+        A::SubmitProposal(p) => Action::SubmitProposal(governance::check_proposal(p)?),
+        A::VoteProposal(v) => Action::VoteProposal(VoteProposal {
+            proposal_id: v.proposal_id,
+            approve: v.approve,
+        }),
     })
 }
 
@@ -400,6 +411,11 @@ fn positive_amount(name: &str, text: &str) -> Result<Quantity, TxRejection> {
     }
     Ok(amount)
 }
+
+mod governance;
+pub use governance::{
+    ParamChange, SubmitProposal, VoteProposal, PROPOSAL_CHANGES_MAX, PROPOSAL_DESCRIPTION_BYTES_MAX,
+};
 
 #[cfg(test)]
 mod tests;

@@ -530,5 +530,6 @@ proptest::proptest! {
 
 mod acknowledgements;
 mod backstop;
+mod governance;
 mod isolated;
 mod ladder;

@@ -99,6 +99,15 @@ pub(super) fn validate(
                 ),
             ));
         }
+        if crate::governance::market_paused(state, &entry.market) {
+            return Err(reject(
+                TxCode::MarketPaused,
+                format!(
+                    "entry {index}: market {} is paused by governance",
+                    entry.market
+                ),
+            ));
+        }
         let too_large = entry
             .size
             .abs()
