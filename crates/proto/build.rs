@@ -59,6 +59,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for field in hex_fields {
         builder = builder.field_attribute(field, "#[serde(serialize_with = \"crate::hex_bytes\")]");
     }
+    for field in [
+        "clearnode.state.v1.Proposal.yes_voters",
+        "clearnode.state.v1.Proposal.no_voters",
+    ] {
+        builder = builder.field_attribute(
+            field,
+            "#[serde(serialize_with = \"crate::hex_bytes_list\")]",
+        );
+    }
     builder
         .build_server(true)
         .build_client(true)

@@ -206,3 +206,31 @@ pub fn run(command: GovCommand) -> Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // reason: test fixtures
+
+    use super::*;
+
+    #[test]
+    fn every_change_form_parses_and_a_wrong_one_says_so() {
+        let forms = [
+            "initial_margin:BTC-PERP:100000",
+            "maintenance_fraction:BTC-PERP:700000",
+            "oi_lower_cap:BTC-PERP:1000000",
+            "oi_upper_cap:BTC-PERP:0",
+            "haircut:ETH:200000",
+            "list_asset:WBTC:64000:150000",
+            "position_size_max:500",
+            "pause:BTC-PERP",
+            "resume:BTC-PERP",
+        ];
+        for form in forms {
+            let change = parse_change(form).unwrap();
+            clearnode_types::tx::ParamChange::from_pb(change).unwrap();
+        }
+        assert!(parse_change("initial_margin:BTC-PERP:ten").is_err());
+        assert!(parse_change("leverage:BTC-PERP:20").is_err());
+    }
+}

@@ -137,6 +137,9 @@ async fn validators_govern_risk_parameters_raising_at_once_lowering_after_the_ti
     // Anyone lists the proposals; an auditor proves one against the header.
     let listed = cli(&home(2), &["query", "proposals"]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let voters = listed[0]["yes_voters"].as_array().unwrap();
+    assert_eq!(voters.len(), 3, "{listed}");
+    assert!(voters.iter().all(|v| v.as_str().unwrap().len() == 40));
     let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
         .args(["audit", "verify", "--home"])
         .arg(home(3))
