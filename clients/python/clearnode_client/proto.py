@@ -17,6 +17,8 @@ PROTO_ROOT = PACKAGE_DIR.parents[2] / "proto"
 PROTO_FILES = [
     "clearnode/tx/v1/tx.proto",
     "clearnode/state/v1/state.proto",
+    # state.proto imports it (RiskParams.governance).
+    "clearnode/state/v1/governance.proto",
     "clearnode/venue/v1/venue.proto",
     "clearnode/audit/v1/audit.proto",
 ]
@@ -58,7 +60,7 @@ def _stale(target: Path) -> bool:
 
 
 def load() -> SimpleNamespace:
-    """The generated modules: tx, state, venue, venue_grpc, audit, audit_grpc."""
+    """The generated modules: tx, state, governance, venue, venue_grpc, audit, audit_grpc."""
     target = output_dir()
     if _stale(target):
         generate()
@@ -68,6 +70,7 @@ def load() -> SimpleNamespace:
     return SimpleNamespace(
         tx=module("clearnode.tx.v1.tx_pb2"),
         state=module("clearnode.state.v1.state_pb2"),
+        governance=module("clearnode.state.v1.governance_pb2"),
         venue=module("clearnode.venue.v1.venue_pb2"),
         venue_grpc=module("clearnode.venue.v1.venue_pb2_grpc"),
         audit=module("clearnode.audit.v1.audit_pb2"),
