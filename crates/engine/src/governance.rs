@@ -50,6 +50,11 @@ impl Default for GovernanceParams {
     }
 }
 
+/// Most proposals one validator may have open (voting or queued) at once:
+/// each block looks at every open proposal, so their number is bounded, and
+/// per proposer so that one validator cannot crowd out the others.
+pub const OPEN_PROPOSALS_PER_PROPOSER_MAX: usize = 8;
+
 /// Governance state besides the proposals (`proposal_state`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GovernanceState {
@@ -57,6 +62,8 @@ pub struct GovernanceState {
     pub next_proposal_id: u64,
     /// Markets a governance pause stopped taking position reports.
     pub paused_markets: BTreeSet<MarketId>,
+    /// Proposals voting or queued (derived from the proposals, not stored).
+    pub open_proposals: BTreeSet<u64>,
 }
 
 /// Where a proposal is.
@@ -72,6 +79,13 @@ pub enum ProposalStatus {
     Rejected,
     /// Passed but could not take effect.
     Expired,
+}
+
+impl ProposalStatus {
+    /// Voting or queued: the end of each block looks at it.
+    pub fn is_open(self) -> bool {
+        matches!(self, ProposalStatus::Voting | ProposalStatus::Queued)
+    }
 }
 
 /// A proposal (`proposal/<id>`).
@@ -141,10 +155,10 @@ impl Engine {
         let height = self.state.chain.height;
         let open: Vec<u64> = self
             .state
-            .proposals
-            .values()
-            .filter(|p| matches!(p.status, ProposalStatus::Voting | ProposalStatus::Queued))
-            .map(|p| p.id)
+            .governance
+            .open_proposals
+            .iter()
+            .copied()
             .collect();
         for id in open {
             let Some(proposal) = self.state.proposals.get(&id) else {
@@ -208,6 +222,7 @@ impl Engine {
             proposal.status = ProposalStatus::Enacted;
             proposal.enacted_height = height;
         }
+        self.state.governance.open_proposals.remove(&id);
         self.block_context()?.governance.proposals.insert(id);
         events.push(
             Event::new("proposal_enacted")
@@ -228,6 +243,7 @@ impl Engine {
             proposal.status = status;
             proposal.note.clone_from(&note);
         }
+        self.state.governance.open_proposals.remove(&id);
         self.block_context()?.governance.proposals.insert(id);
         let kind = match status {
             ProposalStatus::Rejected => "proposal_rejected",

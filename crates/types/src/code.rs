@@ -95,11 +95,14 @@ pub enum TxCode {
     InvalidChange = 405,
     /// A position report for a market governance paused.
     MarketPaused = 406,
+    /// A proposal by a validator that already has the most open proposals
+    /// one validator may have.
+    TooManyOpenProposals = 407,
 }
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 39] = [
+    pub const ALL: [TxCode; 40] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -139,6 +142,7 @@ impl TxCode {
         TxCode::AlreadyVoted,
         TxCode::InvalidChange,
         TxCode::MarketPaused,
+        TxCode::TooManyOpenProposals,
     ];
 
     /// The number on the wire.
@@ -193,6 +197,7 @@ impl TxCode {
             TxCode::AlreadyVoted => "already_voted",
             TxCode::InvalidChange => "invalid_change",
             TxCode::MarketPaused => "market_paused",
+            TxCode::TooManyOpenProposals => "too_many_open_proposals",
         }
     }
 }

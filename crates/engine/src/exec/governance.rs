@@ -9,7 +9,9 @@ use clearnode_types::{TxCode, TxRejection};
 
 use super::reject;
 use crate::block::{Engine, Event};
-use crate::governance::{classify, supermajority, tally, Proposal, ProposalStatus};
+use crate::governance::{
+    classify, supermajority, tally, Proposal, ProposalStatus, OPEN_PROPOSALS_PER_PROPOSER_MAX,
+};
 use crate::state::State;
 
 /// The signer's consensus address, if it is a validator with power.
@@ -29,7 +31,23 @@ pub(crate) fn validate_submit(
     tx: &VerifiedTx,
     proposal: &SubmitProposal,
 ) -> Result<(), TxRejection> {
-    validator(state, tx)?;
+    let proposer = validator(state, tx)?;
+    let open = state
+        .governance
+        .open_proposals
+        .iter()
+        .filter_map(|id| state.proposals.get(id))
+        .filter(|p| p.proposer == proposer)
+        .count();
+    if open >= OPEN_PROPOSALS_PER_PROPOSER_MAX {
+        return Err(reject(
+            TxCode::TooManyOpenProposals,
+            format!(
+                "{} has {open} open proposals, at most {OPEN_PROPOSALS_PER_PROPOSER_MAX}",
+                tx.signer_address
+            ),
+        ));
+    }
     classify(state, &proposal.changes).map(|_| ())
 }
 
@@ -90,6 +108,7 @@ impl Engine {
         };
         self.state.proposals.insert(id, proposal);
         self.state.governance.next_proposal_id = id + 1;
+        self.state.governance.open_proposals.insert(id);
         self.context()?.governance.state = true;
         let status = self.count_votes(id)?;
         Ok(Event::new("submit_proposal")
@@ -157,6 +176,9 @@ impl Engine {
         let proposal = self.state.proposals.get_mut(&id).ok_or_else(unknown)?;
         proposal.status = status;
         proposal.raises_safety = raises;
+        if !status.is_open() {
+            self.state.governance.open_proposals.remove(&id);
+        }
         proposal.note = note;
         if status == ProposalStatus::Queued {
             proposal.passed_height = height;

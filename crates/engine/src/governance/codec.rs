@@ -54,6 +54,7 @@ pub(crate) fn governance_state_from_pb(
     Ok(GovernanceState {
         next_proposal_id: value.next_proposal_id,
         paused_markets,
+        open_proposals: BTreeSet::new(),
     })
 }
 
@@ -150,6 +151,9 @@ pub(crate) fn load<S: crate::StateSource>(
     {
         let value = pb::Proposal::decode(bytes.as_slice()).map_err(decode_error)?;
         let proposal = proposal_from_pb(value)?;
+        if proposal.status.is_open() {
+            state.governance.open_proposals.insert(proposal.id);
+        }
         state.proposals.insert(proposal.id, proposal);
     }
     Ok(())

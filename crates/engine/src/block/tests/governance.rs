@@ -282,3 +282,30 @@ fn a_pause_and_a_resume_instruct_every_venue() {
         .collect();
     assert_eq!(instructions.len(), 4, "one per venue: {instructions:?}");
 }
+
+#[test]
+fn each_validator_has_a_bounded_number_of_open_proposals() {
+    let (mut chain, mut v) = chain_with_validators(&[10, 10, 10, 10]);
+    let max = crate::governance::OPEN_PROPOSALS_PER_PROPOSER_MAX;
+    let txs: Vec<Vec<u8>> = (0..=max)
+        .map(|_| v[0].propose(&[initial_margin(60_000)], ""))
+        .collect();
+    let codes = chain.block(&txs);
+    assert_eq!(codes[..max], vec![TxCode::Ok; max]);
+    assert_eq!(codes[max], TxCode::TooManyOpenProposals);
+    // Another validator may still propose.
+    assert_eq!(
+        chain.block(&[v[3].propose(&[initial_margin(60_000)], "")]),
+        vec![TxCode::Ok]
+    );
+    // Closing one makes room.
+    v[0].sequence -= 1;
+    chain.block(&[v[1].vote(1, false), v[2].vote(1, false)]);
+    assert_eq!(status(&chain, 1), ProposalStatus::Rejected);
+    assert_eq!(
+        chain.block(&[v[0].propose(&[initial_margin(60_000)], "")]),
+        vec![TxCode::Ok]
+    );
+    let reloaded = Engine::load(&chain.committed).expect("loads");
+    assert_eq!(reloaded.state(), chain.engine.state());
+}
