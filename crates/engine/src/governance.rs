@@ -7,10 +7,16 @@
 //! a block where no breaker one of its changes weakens is tripped (it waits
 //! at most `queue_blocks_max` more blocks, then expires).
 //!
-//! Everything happens at the end of a block, before accounts' risk is
+//! Votes are counted as they arrive (a proposal passes, or is rejected once
+//! passing is out of reach, in the transaction that decides it). Changes take
+//! effect only at the start of end_block, before accounts' risk is
 //! recomputed: proposals whose voting window closed are rejected, due ones
-//! are enacted (holders of a market or asset whose margin parameters changed
-//! are touched, so their risk is recomputed in the same block).
+//! are enacted in id order (holders of a market or asset whose margin
+//! parameters changed are touched, so their risk is recomputed in the same
+//! block).
+//!
+//! Must never depend on: anything but the engine's state (the breaker state
+//! it consults comes through `breaker_hooks`).
 
 mod breaker_hooks;
 mod changes;
