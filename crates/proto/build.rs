@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode/tx/v1/tx.proto",
         "clearnode/state/v1/state.proto",
         "clearnode/state/v1/breakers.proto",
+        "clearnode/state/v1/governance.proto",
         "clearnode/venue/v1/venue.proto",
         "clearnode/audit/v1/audit.proto",
         "clearnode/oracle/v1/oracle.proto",
@@ -52,11 +53,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "clearnode.state.v1.LiquidationOrder.account",
         "clearnode.state.v1.Instruction.account",
         "clearnode.state.v1.Instruction.counterparty",
+        "clearnode.state.v1.Proposal.proposer",
     ];
     let mut builder =
         tonic_prost_build::configure().type_attribute(".clearnode", "#[derive(serde::Serialize)]");
     for field in hex_fields {
         builder = builder.field_attribute(field, "#[serde(serialize_with = \"crate::hex_bytes\")]");
+    }
+    for field in [
+        "clearnode.state.v1.Proposal.yes_voters",
+        "clearnode.state.v1.Proposal.no_voters",
+    ] {
+        builder = builder.field_attribute(
+            field,
+            "#[serde(serialize_with = \"crate::hex_bytes_list\")]",
+        );
     }
     builder
         .build_server(true)

@@ -226,6 +226,17 @@ pub enum QueryCommand {
         #[arg(long)]
         prove: bool,
     },
+    /// Governance proposals, as stored (docs/governance.md).
+    Proposals {
+        #[command(flatten)]
+        connection: Connection,
+        /// Only this proposal.
+        #[arg(long)]
+        id: Option<u64>,
+        /// Height (0 = latest).
+        #[arg(long, default_value_t = 0)]
+        height: u64,
+    },
     /// Positions offered to liquidators now.
     Liquidations {
         #[command(flatten)]
@@ -546,6 +557,14 @@ pub fn run_query(command: QueryCommand) -> Result<()> {
                 };
                 let response = client.audit().get_insurance_fund(request).await?;
                 print_json(&response.into_inner())
+            }
+            QueryCommand::Proposals {
+                connection,
+                id,
+                height,
+            } => {
+                let client = connection.connect().await?;
+                print_json(&crate::gov::list_proposals(&client, id, height).await?)
             }
             QueryCommand::Liquidations {
                 connection,

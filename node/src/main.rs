@@ -7,6 +7,7 @@ mod cometbft;
 mod config;
 mod devnet;
 mod feed;
+mod gov;
 mod init;
 mod keys;
 mod loadgen;
@@ -43,6 +44,9 @@ enum Command {
     /// Prove figures against the headers the validators signed.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Propose and vote on risk parameter changes (validators).
+    #[command(subcommand)]
+    Gov(gov::GovCommand),
     /// Query committed state over gRPC.
     #[command(subcommand)]
     Query(client::QueryCommand),
@@ -99,6 +103,7 @@ fn main() -> Result<()> {
         Command::Start(args) => start::run(args),
         Command::Keys(command) => keys::run(command),
         Command::Tx(command) => client::run_tx(command),
+        Command::Gov(command) => gov::run(command),
         Command::Query(command) => client::run_query(command),
         Command::Audit(command) => audit::run(command),
         Command::Devnet(args) => devnet::run(args),

@@ -10,19 +10,7 @@ use std::process::Command;
 use support::TestNode;
 
 fn cli(node: &TestNode, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
-        .args(args)
-        .arg("--home")
-        .arg(node.home())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "clearnode {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::cli_json(node.home(), args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,7 +55,7 @@ def _stale(target: Path) -> bool:
 
 
 def load() -> SimpleNamespace:
-    """The generated modules: tx, state, venue, venue_grpc, audit, audit_grpc."""
+    """The generated modules: tx, state, governance, venue, venue_grpc, audit, audit_grpc."""
     target = output_dir()
     if _stale(target):
         generate()
@@ -65,6 +65,7 @@ def load() -> SimpleNamespace:
     return SimpleNamespace(
         tx=module("clearnode.tx.v1.tx_pb2"),
         state=module("clearnode.state.v1.state_pb2"),
+        governance=module("clearnode.state.v1.governance_pb2"),
         venue=module("clearnode.venue.v1.venue_pb2"),
         venue_grpc=module("clearnode.venue.v1.venue_pb2_grpc"),
         audit=module("clearnode.audit.v1.audit_pb2"),

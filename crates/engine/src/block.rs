@@ -114,6 +114,8 @@ pub(crate) struct BlockContext {
     pub(crate) venue_open_interest: BTreeMap<(MarketId, VenueId), (Quantity, Quantity)>,
     /// Events of the block's start (breaker transitions), emitted at its end.
     pub(crate) begin_events: Vec<Event>,
+    /// Proposals, params and governance state changed by governance.
+    pub(crate) governance: crate::governance::GovernanceDirty,
 }
 
 /// What a touched account held before the block.
@@ -351,6 +353,7 @@ impl Engine {
     /// conservation and returns the writes.
     pub fn end_block(&mut self) -> Result<BlockOutput, EngineError> {
         let mut events = std::mem::take(&mut self.block_context()?.begin_events);
+        self.run_governance(&mut events)?;
         self.run_backstop(&mut events)?;
         let block = self
             .block
@@ -517,6 +520,7 @@ impl Engine {
             let value = codec::ledger_to_pb(asset, &ledger).map_err(invariant)?;
             writes.push((keys::ledger(asset), Some(value.encode_to_vec())));
         }
+        writes.extend(self.governance_writes(&block)?);
         writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
         writes.push((
             keys::chain_info(),

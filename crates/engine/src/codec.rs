@@ -87,6 +87,7 @@ pub fn params_to_pb(params: &Params) -> Result<pb::RiskParams, DecodeError> {
         }),
         insurance_fund_initial: params.insurance_fund_initial.to_string(),
         instruction_ack_blocks: params.instruction_ack_blocks,
+        governance: Some(crate::governance::codec::params_to_pb(&params.governance)),
     })
 }
 
@@ -113,6 +114,7 @@ pub fn params_from_pb(value: pb::RiskParams) -> Result<Params, DecodeError> {
         },
         insurance_fund_initial: parse("params", &value.insurance_fund_initial)?,
         instruction_ack_blocks: value.instruction_ack_blocks,
+        governance: crate::governance::codec::params_from_pb(value.governance),
     })
 }
 

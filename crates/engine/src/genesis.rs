@@ -88,6 +88,11 @@ impl Engine {
                 liquidation: liquidation_params(&genesis.params.liquidation),
                 insurance_fund_initial: genesis.params.insurance_fund_initial,
                 instruction_ack_blocks: genesis.params.instruction_ack_blocks,
+                governance: crate::governance::GovernanceParams {
+                    voting_blocks: genesis.params.governance.voting_blocks,
+                    timelock_blocks: genesis.params.governance.timelock_blocks,
+                    queue_blocks_max: genesis.params.governance.queue_blocks_max,
+                },
             },
             custodian: parse_public_key(&genesis.custodian.public_key)?,
             markets: BTreeMap::new(),
@@ -108,6 +113,8 @@ impl Engine {
             venue_settlements: BTreeMap::new(),
             validators: BTreeMap::new(),
             breakers: Default::default(),
+            proposals: BTreeMap::new(),
+            governance: Default::default(),
         };
         for m in &genesis.markets {
             let base = ppm(m.initial_margin_ppm);

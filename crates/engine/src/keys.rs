@@ -126,6 +126,18 @@ pub fn validators() -> Vec<u8> {
     b"validators".to_vec()
 }
 
+/// Prefix of all governance proposals.
+pub const PROPOSAL_PREFIX: &[u8] = b"proposal/";
+/// `proposal/<id>`: `Proposal` (governance.proto).
+pub fn proposal(id: u64) -> Vec<u8> {
+    format!("proposal/{id}").into_bytes()
+}
+
+/// `proposal_state`: `GovernanceState` (next proposal id, paused markets).
+pub fn proposal_state() -> Vec<u8> {
+    b"proposal_state".to_vec()
+}
+
 /// Prefix of a venue's instructions: `instr/<venue>/`.
 pub fn instructions_prefix(venue: &VenueId) -> Vec<u8> {
     format!("instr/{venue}/").into_bytes()

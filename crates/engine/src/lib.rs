@@ -24,6 +24,7 @@ pub mod breakers;
 pub mod codec;
 mod exec;
 mod genesis;
+pub mod governance;
 mod instructions;
 pub mod keys;
 mod liquidation;

@@ -90,7 +90,10 @@ impl Engine {
             venue_settlements: BTreeMap::new(),
             validators: BTreeMap::new(),
             breakers: Default::default(),
+            proposals: BTreeMap::new(),
+            governance: Default::default(),
         };
+        crate::governance::codec::load(source, &mut state)?;
         for (_, value) in scan(source, keys::ISOLATED_FUND_PREFIX)? {
             let (market, fund) = codec::isolated_fund_from_pb(decode("isolated fund", &value)?)?;
             state.isolated_funds.insert(market, fund);

@@ -7,7 +7,7 @@
 //! block recomputes exactly them.
 
 use clearnode_num::{Money, Rounding};
-use clearnode_types::{MarketId, TxRejection};
+use clearnode_types::{AssetId, MarketId, TxRejection};
 
 use crate::block::Engine;
 use crate::margin::regime::{self, TargetInputs};
@@ -56,16 +56,7 @@ impl Engine {
                         continue;
                     }
                     asset.oracle_price = update.price;
-                    let holders: Vec<_> = self
-                        .state
-                        .indexes
-                        .asset_holders
-                        .get(id)
-                        .map(|set| set.iter().copied().collect())
-                        .unwrap_or_default();
-                    for address in holders {
-                        self.touch_account(address).map_err(touch_failed)?;
-                    }
+                    self.touch_asset_holders(id)?;
                     self.block_context()?.dirty_assets.insert(id.clone());
                 }
             }
@@ -141,7 +132,22 @@ impl Engine {
         Ok(())
     }
 
-    fn touch_market_holders(&mut self, id: &MarketId) -> Result<(), EngineError> {
+    /// Touches every account holding the asset (its collateral value moved).
+    pub(crate) fn touch_asset_holders(&mut self, id: &AssetId) -> Result<(), EngineError> {
+        let holders: Vec<_> = self
+            .state
+            .indexes
+            .asset_holders
+            .get(id)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        for address in holders {
+            self.touch_account(address).map_err(touch_failed)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn touch_market_holders(&mut self, id: &MarketId) -> Result<(), EngineError> {
         let holders: Vec<_> = self
             .state
             .indexes

@@ -34,6 +34,8 @@ pub struct Params {
     pub insurance_fund_initial: Money,
     /// Blocks a venue has to acknowledge an instruction that needs action.
     pub instruction_ack_blocks: u32,
+    /// Governance timing.
+    pub governance: crate::governance::GovernanceParams,
 }
 
 /// The liquidation ladder's parameters.
@@ -331,6 +333,10 @@ pub struct State {
     pub validators: BTreeMap<[u8; 20], ConsensusValidator>,
     /// Circuit breakers and oracle validity.
     pub breakers: crate::breakers::Breakers,
+    /// Governance proposals by id.
+    pub proposals: BTreeMap<u64, crate::governance::Proposal>,
+    /// Governance state besides the proposals.
+    pub governance: crate::governance::GovernanceState,
 }
 
 /// A consensus validator.

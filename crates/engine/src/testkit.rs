@@ -98,6 +98,7 @@ pub fn genesis() -> Genesis {
             insurance_fund_initial: Money::from_units(1_000_000),
             instruction_ack_blocks: 20,
             system_breaker: Default::default(),
+            governance: Default::default(),
             liquidation: GenesisLiquidation {
                 fraction_per_block_ppm: 200_000,
                 min_notional: Money::from_units(1_000),

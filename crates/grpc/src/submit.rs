@@ -36,6 +36,8 @@ impl Service {
                         | Action::TakeOver(_)
                         | Action::MoveIsolatedMargin(_)
                         | Action::TripBreaker(_)
+                        | Action::SubmitProposal(_)
+                        | Action::VoteProposal(_)
                 )
                 | (Service::Custodian, Action::Deposit(_))
         )
@@ -45,7 +47,7 @@ impl Service {
         match self {
             Service::Venue => "VenueService.SubmitReport takes position reports",
             Service::Account => {
-                "AccountService.SubmitAccountTx takes withdrawals, venue authorizations, liquidator registrations, takeovers, isolated-margin moves and breaker trips"
+                "AccountService.SubmitAccountTx takes withdrawals, venue authorizations, liquidator registrations, takeovers, isolated-margin moves, breaker trips, and governance proposals and votes"
             }
             Service::Custodian => "CustodianService.SubmitDeposit takes deposits",
         }

@@ -49,13 +49,25 @@ pub mod oracle {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/clearnode_descriptor.bin"));
 
-/// Serializes bytes as lowercase hex (used by the generated `Serialize` impls).
-pub fn hex_bytes<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
         text.push(char::from(DIGITS[usize::from(byte >> 4)]));
         text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
-    serializer.serialize_str(&text)
+    text
+}
+
+/// Serializes bytes as lowercase hex (used by the generated `Serialize` impls).
+pub fn hex_bytes<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&to_hex(bytes))
+}
+
+/// Serializes a list of byte strings as lowercase hex strings.
+pub fn hex_bytes_list<S: serde::Serializer>(
+    list: &[Vec<u8>],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(list.iter().map(|bytes| to_hex(bytes)))
 }

@@ -124,6 +124,7 @@ pub(crate) fn genesis(seed: u64, breakers: bool) -> Result<Genesis, String> {
             } else {
                 Default::default()
             },
+            governance: Default::default(),
             liquidation: GenesisLiquidation {
                 fraction_per_block_ppm: 200_000,
                 min_notional: Money::from_units(1_000),

@@ -2,9 +2,9 @@
 //!
 //! A code is part of the consensus result (CometBFT hashes it into the next
 //! header), so numbers are never reused or renumbered. Ranges: 1xx the bytes
-//! themselves, 2xx who may do it, 3xx what the state allows. Checks run in
-//! that order, so a transaction that is wrong in several ways always gets
-//! the same code.
+//! themselves, 2xx who may do it, 3xx what the state allows, 4xx governance.
+//! Checks run in that order, so a transaction that is wrong in several ways
+//! always gets the same code.
 
 use std::fmt;
 
@@ -94,11 +94,25 @@ pub enum TxCode {
     OpenInterestCap = 318,
     /// A TripBreaker whose condition does not hold (or is already tripped).
     BreakerConditionFalse = 319,
+    /// A governance transaction not signed by a consensus validator's key.
+    NotValidator = 401,
+    /// A vote on a proposal that does not exist.
+    UnknownProposal = 402,
+    /// A vote on a proposal whose voting window has closed.
+    ProposalClosed = 403,
+    /// A second vote by the same validator on one proposal.
+    AlreadyVoted = 404,
+    /// A parameter change that does not apply to the state (unknown or
+    /// already listed target, a value out of range).
+    InvalidChange = 405,
+    /// A proposal by a validator that already has the most open proposals
+    /// one validator may have.
+    TooManyOpenProposals = 407,
 }
 
 impl TxCode {
     /// Every code, for tables and docs.
-    pub const ALL: [TxCode; 38] = [
+    pub const ALL: [TxCode; 44] = [
         TxCode::Ok,
         TxCode::MalformedTx,
         TxCode::TxTooLarge,
@@ -137,6 +151,12 @@ impl TxCode {
         TxCode::OracleInvalid,
         TxCode::OpenInterestCap,
         TxCode::BreakerConditionFalse,
+        TxCode::NotValidator,
+        TxCode::UnknownProposal,
+        TxCode::ProposalClosed,
+        TxCode::AlreadyVoted,
+        TxCode::InvalidChange,
+        TxCode::TooManyOpenProposals,
     ];
 
     /// The number on the wire.
@@ -190,6 +210,12 @@ impl TxCode {
             TxCode::OracleInvalid => "oracle_invalid",
             TxCode::OpenInterestCap => "open_interest_cap",
             TxCode::BreakerConditionFalse => "breaker_condition_false",
+            TxCode::NotValidator => "not_validator",
+            TxCode::UnknownProposal => "unknown_proposal",
+            TxCode::ProposalClosed => "proposal_closed",
+            TxCode::AlreadyVoted => "already_voted",
+            TxCode::InvalidChange => "invalid_change",
+            TxCode::TooManyOpenProposals => "too_many_open_proposals",
         }
     }
 }
@@ -247,5 +273,7 @@ mod tests {
         assert_eq!(TxCode::AcknowledgementAhead.number(), 208);
         assert_eq!(TxCode::UnknownMarket.number(), 301);
         assert_eq!(TxCode::BelowInitialMargin.number(), 304);
+        assert_eq!(TxCode::NotValidator.number(), 401);
+        assert_eq!(TxCode::MarketPaused.number(), 316);
     }
 }

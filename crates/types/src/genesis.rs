@@ -146,6 +146,47 @@ pub struct GenesisParams {
     /// The system-wide breaker (absent: none).
     #[serde(default)]
     pub system_breaker: GenesisSystemBreaker,
+    /// Governance of risk parameters (absent: the defaults).
+    #[serde(default)]
+    pub governance: GenesisGovernance,
+}
+
+/// Governance of risk parameters (docs/governance.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisGovernance {
+    /// Blocks a proposal stays open for votes.
+    #[serde(default = "GenesisGovernance::default_voting_blocks")]
+    pub voting_blocks: u64,
+    /// Blocks a passed safety-lowering proposal waits before it may take effect.
+    #[serde(default = "GenesisGovernance::default_timelock_blocks")]
+    pub timelock_blocks: u64,
+    /// Blocks a due safety-lowering proposal may wait for the breaker it
+    /// weakens to clear before it expires.
+    #[serde(default = "GenesisGovernance::default_queue_blocks_max")]
+    pub queue_blocks_max: u64,
+}
+
+impl GenesisGovernance {
+    fn default_voting_blocks() -> u64 {
+        600
+    }
+    fn default_timelock_blocks() -> u64 {
+        3_600
+    }
+    fn default_queue_blocks_max() -> u64 {
+        14_400
+    }
+}
+
+impl Default for GenesisGovernance {
+    fn default() -> Self {
+        Self {
+            voting_blocks: Self::default_voting_blocks(),
+            timelock_blocks: Self::default_timelock_blocks(),
+            queue_blocks_max: Self::default_queue_blocks_max(),
+        }
+    }
 }
 
 /// The liquidation ladder's parameters (see `LiquidationParams` in state.proto).
@@ -286,6 +327,12 @@ impl Genesis {
         unique("market", self.markets.iter().map(|m| &m.id))?;
         unique("asset", self.assets.iter().map(|a| &a.id))?;
         unique("venue", self.venues.iter().map(|v| &v.id))?;
+        let governance = &self.params.governance;
+        if governance.voting_blocks == 0 || governance.queue_blocks_max == 0 {
+            return Err(GenesisError(
+                "governance voting_blocks and queue_blocks_max must be positive".into(),
+            ));
+        }
         if self.markets.is_empty() || self.assets.is_empty() {
             return Err(GenesisError("at least one market and one asset".into()));
         }

@@ -80,6 +80,22 @@ impl Signer {
         }))
     }
 
+    /// A governance proposal (the signer must be a consensus validator).
+    pub fn propose(&mut self, changes: &[crate::tx::ParamChange], description: &str) -> Vec<u8> {
+        self.sign(pb::tx_body::Action::SubmitProposal(pb::SubmitProposal {
+            changes: changes.iter().map(crate::tx::ParamChange::to_pb).collect(),
+            description: description.into(),
+        }))
+    }
+
+    /// A vote on a governance proposal.
+    pub fn vote(&mut self, proposal_id: u64, approve: bool) -> Vec<u8> {
+        self.sign(pb::tx_body::Action::VoteProposal(pb::VoteProposal {
+            proposal_id,
+            approve,
+        }))
+    }
+
     /// Registers the signer as a liquidator.
     pub fn register_liquidator(&mut self) -> Vec<u8> {
         self.sign(pb::tx_body::Action::RegisterLiquidator(

@@ -85,6 +85,10 @@ pub enum Action {
     MoveIsolatedMargin(MoveIsolatedMargin),
     /// Trip a breaker whose condition holds (a market's, or the system's).
     TripBreaker(Option<MarketId>),
+    /// A proposal to change risk parameters (validator).
+    SubmitProposal(SubmitProposal),
+    /// A vote on a proposal (validator).
+    VoteProposal(VoteProposal),
 }
 
 impl Action {
@@ -99,6 +103,8 @@ impl Action {
             Action::TakeOver(_) => "take_over_position",
             Action::MoveIsolatedMargin(_) => "move_isolated_margin",
             Action::TripBreaker(_) => "trip_breaker",
+            Action::SubmitProposal(_) => "submit_proposal",
+            Action::VoteProposal(_) => "vote_proposal",
         }
     }
 }
@@ -289,6 +295,11 @@ fn check_action(action: pb::tx_body::Action) -> Result<Action, TxRejection> {
             quantity: positive_amount("quantity", &t.quantity)?,
             price: bounded_price("price", &t.price)?,
         }),
+        A::SubmitProposal(p) => Action::SubmitProposal(governance::check_proposal(p)?),
+        A::VoteProposal(v) => Action::VoteProposal(VoteProposal {
+            proposal_id: v.proposal_id,
+            approve: v.approve,
+        }),
     })
 }
 
@@ -421,6 +432,11 @@ fn positive_amount(name: &str, text: &str) -> Result<Quantity, TxRejection> {
     }
     Ok(amount)
 }
+
+mod governance;
+pub use governance::{
+    ParamChange, SubmitProposal, VoteProposal, PROPOSAL_CHANGES_MAX, PROPOSAL_DESCRIPTION_BYTES_MAX,
+};
 
 #[cfg(test)]
 mod tests;

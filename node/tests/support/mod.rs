@@ -273,6 +273,24 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
     }
 }
 
+/// Runs `clearnode ARGS --home HOME`, asserts it succeeded, and parses its
+/// JSON output.
+pub fn cli_json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
+        .args(args)
+        .arg("--home")
+        .arg(home)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "clearnode {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 pub fn address(key: &SigningKey) -> Address {
     Address::of_public_key(&key.verifying_key().to_bytes())
 }

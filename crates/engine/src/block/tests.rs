@@ -546,5 +546,6 @@ mod acknowledgements;
 mod backstop;
 mod breakers;
 mod breakers_random;
+mod governance;
 mod isolated;
 mod ladder;

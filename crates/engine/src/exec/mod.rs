@@ -4,6 +4,7 @@
 
 mod authorize;
 mod deposit;
+mod governance;
 mod isolated;
 mod liquidator;
 mod report;
@@ -52,6 +53,14 @@ impl Engine {
             Action::TakeOver(take) => liquidator::validate(&self.state, tx, take),
             Action::MoveIsolatedMargin(move_) => isolated::validate(&self.state, tx, move_),
             Action::TripBreaker(market) => self.trip_condition_holds(market.as_ref()),
+            Action::SubmitProposal(proposal) => {
+                governance::validate_submit(&self.state, tx, proposal)
+            }
+            Action::VoteProposal(vote) => {
+                // Outside a block (CheckTx) the vote lands in the next one.
+                let height = self.state.chain.height + u64::from(self.block.is_none());
+                governance::validate_vote(&self.state, tx, vote, height)
+            }
         }
     }
 
@@ -69,6 +78,10 @@ impl Engine {
             Action::TakeOver(take) => self.apply_take_over(signer, take)?,
             Action::MoveIsolatedMargin(move_) => self.apply_move_isolated(signer, move_)?,
             Action::TripBreaker(market) => self.apply_trip_breaker(market)?,
+            Action::SubmitProposal(proposal) => {
+                self.apply_submit_proposal(*signer.as_bytes(), proposal)?
+            }
+            Action::VoteProposal(vote) => self.apply_vote(*signer.as_bytes(), vote)?,
         };
         let next = expected
             .checked_add(1)
