@@ -29,7 +29,8 @@ pub enum GovCommand {
         /// maintenance_fraction:MARKET:PPM, oi_lower_cap:MARKET:USD,
         /// oi_upper_cap:MARKET:USD, haircut:ASSET:PPM,
         /// list_asset:ASSET:PRICE:HAIRCUT_PPM, position_size_max:SIZE,
-        /// pause:MARKET, resume:MARKET.
+        /// pause:MARKET, resume:MARKET, price_band:MARKET:PPM,
+        /// oi_cap:MARKET:USD, venue_oi_cap:MARKET:USD.
         #[arg(long = "change", required = true)]
         changes: Vec<String>,
         /// Why (at most 256 bytes).
@@ -103,6 +104,9 @@ pub fn parse_change(text: &str) -> Result<tx::ParamChange> {
         }
         ["oi_lower_cap", market, value] => C::MarketOpenInterestLowerCap(amount(market, value)),
         ["oi_upper_cap", market, value] => C::MarketOpenInterestUpperCap(amount(market, value)),
+        ["price_band", market, value] => C::MarketPriceBand(ratio(market, value)?),
+        ["oi_cap", market, value] => C::MarketOpenInterestHardCap(amount(market, value)),
+        ["venue_oi_cap", market, value] => C::VenueOpenInterestCap(amount(market, value)),
         ["haircut", asset, value] => C::AssetHaircut(tx::AssetHaircutChange {
             asset: (*asset).into(),
             haircut_ppm: ppm(value)?,
@@ -220,6 +224,9 @@ mod tests {
             "maintenance_fraction:BTC-PERP:700000",
             "oi_lower_cap:BTC-PERP:1000000",
             "oi_upper_cap:BTC-PERP:0",
+            "price_band:BTC-PERP:100000",
+            "oi_cap:BTC-PERP:1000000",
+            "venue_oi_cap:BTC-PERP:500000",
             "haircut:ETH:200000",
             "list_asset:WBTC:64000:150000",
             "position_size_max:500",

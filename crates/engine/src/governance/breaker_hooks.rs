@@ -72,7 +72,10 @@ impl Engine {
             ParamChange::InitialMargin { market, .. }
             | ParamChange::MaintenanceFraction { market, .. }
             | ParamChange::OpenInterestLowerCap { market, .. }
-            | ParamChange::OpenInterestUpperCap { market, .. } => market,
+            | ParamChange::OpenInterestUpperCap { market, .. }
+            | ParamChange::PriceBand { market, .. }
+            | ParamChange::OpenInterestHardCap { market, .. }
+            | ParamChange::VenueOpenInterestCap { market, .. } => market,
             // Collateral and position size weaken the whole system.
             _ => return self.state.breakers.system.tripped,
         };

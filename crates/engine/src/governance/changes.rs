@@ -14,6 +14,7 @@ use clearnode_types::tx::ParamChange;
 use clearnode_types::{AssetId, MarketId, TxCode, TxRejection};
 
 use crate::block::{Engine, Event};
+use crate::breakers::MarketBreakerParams;
 use crate::margin::regime::size_tiers;
 use crate::state::{Asset, Ledger, Market, State};
 use crate::{invariant, EngineError};
@@ -25,6 +26,7 @@ struct Draft<'a> {
     assets: BTreeMap<AssetId, Asset>,
     position_size_max: Quantity,
     paused: BTreeSet<MarketId>,
+    breakers: BTreeMap<MarketId, MarketBreakerParams>,
 }
 
 impl Draft<'_> {
@@ -89,6 +91,25 @@ impl Draft<'_> {
                 self.position_size_max = *size;
                 Ok(lowers)
             }
+            ParamChange::PriceBand { market, .. }
+            | ParamChange::OpenInterestHardCap { market, .. }
+            | ParamChange::VenueOpenInterestCap { market, .. } => {
+                if !self.breakers.contains_key(market) {
+                    let params = self
+                        .state
+                        .breakers
+                        .markets
+                        .get(market)
+                        .map(|b| b.params.clone())
+                        .ok_or_else(|| format!("market {market} is not listed"))?;
+                    self.breakers.insert(market.clone(), params);
+                }
+                let params = self
+                    .breakers
+                    .get_mut(market)
+                    .ok_or_else(|| format!("market {market} is not listed"))?;
+                Ok(update_breaker(params, change))
+            }
             ParamChange::PauseMarket(market) => {
                 self.market(market)?;
                 if !self.paused.insert(market.clone()) {
@@ -104,6 +125,38 @@ impl Draft<'_> {
                 Ok(true)
             }
         }
+    }
+}
+
+/// A new limit where zero means none (a band, a cap): true when it loosens.
+fn loosens<T: Ord + Default + Copy>(current: T, new: T) -> bool {
+    let none = T::default();
+    if new == none {
+        current != none
+    } else {
+        current != none && new > current
+    }
+}
+
+/// Sets one of a market's breaker parameters; true when it lowers safety.
+fn update_breaker(params: &mut MarketBreakerParams, change: &ParamChange) -> bool {
+    match change {
+        ParamChange::PriceBand { value, .. } => {
+            let lowers = loosens(params.price_band, *value);
+            params.price_band = *value;
+            lowers
+        }
+        ParamChange::OpenInterestHardCap { value, .. } => {
+            let lowers = loosens(params.open_interest_cap, *value);
+            params.open_interest_cap = *value;
+            lowers
+        }
+        ParamChange::VenueOpenInterestCap { value, .. } => {
+            let lowers = loosens(params.venue_open_interest_cap, *value);
+            params.venue_open_interest_cap = *value;
+            lowers
+        }
+        _ => false,
     }
 }
 
@@ -176,6 +229,7 @@ pub(crate) fn classify(state: &State, changes: &[ParamChange]) -> Result<bool, T
         assets: BTreeMap::new(),
         position_size_max: state.params.position_size_max,
         paused: super::breaker_hooks::resumable_markets(state),
+        breakers: BTreeMap::new(),
     };
     let mut raises = true;
     for (index, change) in changes.iter().enumerate() {
@@ -241,6 +295,21 @@ impl Engine {
                 self.state.params.position_size_max = *size;
                 self.block_context()?.governance.params = true;
                 event = event.with("value", size);
+            }
+            ParamChange::PriceBand { market: id, .. }
+            | ParamChange::OpenInterestHardCap { market: id, .. }
+            | ParamChange::VenueOpenInterestCap { market: id, .. } => {
+                let breaker = self
+                    .state
+                    .breakers
+                    .markets
+                    .get_mut(id)
+                    .ok_or_else(|| invariant(format!("breaker of unlisted market {id}")))?;
+                update_breaker(&mut breaker.params, change);
+                self.block_context()?
+                    .dirty_breakers
+                    .insert(Some(id.clone()));
+                event = event.with("market", id);
             }
             ParamChange::PauseMarket(market) => {
                 self.governance_pause(market, events)?;

@@ -89,9 +89,29 @@ pub enum ParamChange {
     PauseMarket(MarketId),
     /// Lift a governance pause: lowers safety.
     ResumeMarket(MarketId),
-    // Extension point: circuit-breaker parameters (price band width, open
-    // interest hard caps, enabling or disabling a breaker) go here, with
-    // tx.proto's ParamChange fields 10-19.
+    /// A market's price band, in [0, 1): narrower is safer, zero (no band)
+    /// disables the breaker and is the least safe.
+    PriceBand {
+        /// The market.
+        market: MarketId,
+        /// The new band.
+        value: Ratio,
+    },
+    /// A market's hard open-interest cap (USD): lower is safer, zero (no
+    /// cap) the least safe.
+    OpenInterestHardCap {
+        /// The market.
+        market: MarketId,
+        /// The new cap.
+        value: Money,
+    },
+    /// One venue's open-interest cap in a market (USD): as the market's.
+    VenueOpenInterestCap {
+        /// The market.
+        market: MarketId,
+        /// The new cap.
+        value: Money,
+    },
 }
 
 fn ratio_field(
@@ -168,6 +188,18 @@ fn check_change(change: pb::ParamChange) -> Result<ParamChange, TxRejection> {
             }
             ParamChange::PositionSizeMax(size)
         }
+        C::MarketPriceBand(m) => ParamChange::PriceBand {
+            market: id_field("market", &m.market)?,
+            value: ratio_field("price band", m.value_ppm, true, false)?,
+        },
+        C::MarketOpenInterestHardCap(m) => ParamChange::OpenInterestHardCap {
+            market: id_field("market", &m.market)?,
+            value: money_field("open interest cap", &m.value)?,
+        },
+        C::VenueOpenInterestCap(m) => ParamChange::VenueOpenInterestCap {
+            market: id_field("market", &m.market)?,
+            value: money_field("venue open interest cap", &m.value)?,
+        },
         C::PauseMarket(market) => ParamChange::PauseMarket(id_field("pause_market", &market)?),
         C::ResumeMarket(market) => ParamChange::ResumeMarket(id_field("resume_market", &market)?),
     })
@@ -253,6 +285,15 @@ impl ParamChange {
             ParamChange::PositionSizeMax(size) => C::PositionSizeMax(size.to_string()),
             ParamChange::PauseMarket(market) => C::PauseMarket(market.to_string()),
             ParamChange::ResumeMarket(market) => C::ResumeMarket(market.to_string()),
+            ParamChange::PriceBand { market, value } => {
+                C::MarketPriceBand(market_ratio(market, *value))
+            }
+            ParamChange::OpenInterestHardCap { market, value } => {
+                C::MarketOpenInterestHardCap(market_amount(market, *value))
+            }
+            ParamChange::VenueOpenInterestCap { market, value } => {
+                C::VenueOpenInterestCap(market_amount(market, *value))
+            }
         };
         pb::ParamChange {
             change: Some(change),
@@ -276,6 +317,9 @@ impl ParamChange {
             ParamChange::PositionSizeMax(_) => "position_size_max",
             ParamChange::PauseMarket(_) => "pause_market",
             ParamChange::ResumeMarket(_) => "resume_market",
+            ParamChange::PriceBand { .. } => "price_band",
+            ParamChange::OpenInterestHardCap { .. } => "open_interest_cap",
+            ParamChange::VenueOpenInterestCap { .. } => "venue_open_interest_cap",
         }
     }
 }

@@ -18,7 +18,14 @@ const QUEUE_BLOCKS_MAX: u64 = 20;
 
 /// A chain whose validators have these powers; returns their signers.
 fn chain_with_validators(powers: &[u64]) -> (Chain, Vec<Signer>) {
-    let mut genesis = genesis();
+    chain_with(genesis(), powers)
+}
+
+/// `chain_with_validators` from another genesis.
+fn chain_with(
+    mut genesis: clearnode_types::genesis::Genesis,
+    powers: &[u64],
+) -> (Chain, Vec<Signer>) {
     genesis.params.governance = GenesisGovernance {
         voting_blocks: VOTING_BLOCKS,
         timelock_blocks: TIMELOCK_BLOCKS,
@@ -306,6 +313,51 @@ fn each_validator_has_a_bounded_number_of_open_proposals() {
         chain.block(&[v[0].propose(&[initial_margin(60_000)], "")]),
         vec![TxCode::Ok]
     );
+    let reloaded = Engine::load(&chain.committed).expect("loads");
+    assert_eq!(reloaded.state(), chain.engine.state());
+}
+
+#[test]
+fn a_wider_price_band_waits_for_the_market_to_leave_its_limit_and_a_narrower_one_applies_at_once() {
+    let mut genesis = genesis();
+    genesis.markets[0].breaker.price_band_ppm = 100_000;
+    genesis.markets[0].breaker.limit_blocks = 1_000;
+    let (mut chain, mut v) = chain_with(genesis, &[10, 10, 10, 10]);
+    let band = |chain: &Chain| {
+        chain.engine.state().breakers.markets[&btc()]
+            .params
+            .price_band
+    };
+    let set_band = |ppm: i128| ParamChange::PriceBand {
+        market: btc(),
+        value: Ratio::from_raw(ppm),
+    };
+    // Narrower: safer, at once.
+    let narrower = pass(&mut chain, &mut v, &[set_band(80_000)]);
+    assert_eq!(status(&chain, narrower), ProposalStatus::Enacted);
+    assert_eq!(band(&chain), Ratio::from_raw(80_000));
+    // BTC leaves its band: the market is in its limit state.
+    chain.prices.push(super::btc_price(50_000));
+    chain.block(&[]);
+    let limited = crate::breakers::MarketStatus::Limit;
+    assert_eq!(
+        chain.engine.state().breakers.markets[&btc()].status,
+        limited
+    );
+    // Wider (and disabling it, 0, is the widest): waits its timelock, then
+    // as long as the market is not trading normally.
+    let wider = pass(&mut chain, &mut v, &[set_band(0)]);
+    for _ in 0..TIMELOCK_BLOCKS + 3 {
+        chain.block(&[]);
+        assert_eq!(status(&chain, wider), ProposalStatus::Queued);
+        assert_eq!(band(&chain), Ratio::from_raw(80_000));
+    }
+    // Back inside the band: open again, and the change follows.
+    chain.prices.push(super::btc_price(59_000));
+    chain.block(&[]);
+    chain.block(&[]);
+    assert_eq!(status(&chain, wider), ProposalStatus::Enacted);
+    assert_eq!(band(&chain), Ratio::ZERO);
     let reloaded = Engine::load(&chain.committed).expect("loads");
     assert_eq!(reloaded.state(), chain.engine.state());
 }
