@@ -118,6 +118,54 @@ fn heights_shown(dom: &str) -> Vec<u64> {
 }
 
 /// Checks every figure on the page against the AuditService's answers at `height`.
+/// The breaker panel shows `GetBreakers` at the page's height.
+async fn assert_breakers_shown(
+    dom: &str,
+    audit: &mut AuditServiceClient<tonic::transport::Channel>,
+    height: u64,
+) {
+    let breakers = audit
+        .get_breakers(audit::GetBreakersRequest {
+            height,
+            prove: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let system = breakers.system.unwrap();
+    let mut summary = Vec::new();
+    for market in breakers.markets {
+        let breaker = market.breaker.unwrap();
+        assert_eq!(breaker.status, 1, "the devnet's markets trade: {breaker:?}");
+        let name = &breaker.market;
+        summary.push(format!("{name} open"));
+        assert_eq!(figure(dom, &format!("breaker.{name}.status")), "open");
+        assert_eq!(figure(dom, &format!("breaker.{name}.price")), "valid");
+        assert_eq!(
+            figure(dom, &format!("breaker.{name}.last_priced_height")),
+            breaker.last_priced_height.to_string()
+        );
+    }
+    summary.push(format!(
+        "system {}",
+        if system.tripped {
+            "reduce-only"
+        } else {
+            "normal"
+        }
+    ));
+    assert_eq!(element(dom, "breakers"), summary.join(" · "));
+    assert_eq!(
+        figure(dom, "breaker.system.stress_loss_top_two"),
+        system.stress_loss_top_two
+    );
+    if system.coverage_defined {
+        let ppm = system.coverage_ppm;
+        let expected = format!("{}.{:06}", ppm / 1_000_000, ppm % 1_000_000);
+        assert_eq!(figure(dom, "fund.coverage"), expected);
+    }
+}
+
 async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, height: u64) {
     let mut audit = AuditServiceClient::connect(grpc_url.to_string())
         .await
@@ -144,6 +192,7 @@ async fn assert_figures_match_the_audit_service(dom: &str, grpc_url: &str, heigh
         "no concentration to show: {concentration:?}"
     );
     assert_concentration_shown(dom, "system", &concentration, height);
+    assert_breakers_shown(dom, &mut audit, height).await;
     for (name, value) in [
         ("system.aggregate_leverage", aggregate.aggregate_leverage),
         ("system.net_notional", aggregate.net_notional),
@@ -303,7 +352,6 @@ async fn a_risk_officer_sees_proven_figures_update_live_on_the_dashboard() {
         shown[0] >= first_height,
         "{shown:?} starts before {first_height}"
     );
-    assert_eq!(element(&dom, "breakers"), "none");
     let home = std::fs::canonicalize(devnet.home()).unwrap();
     let command = format!(
         "clearnode audit verify --home {} --height {height} system",
@@ -325,6 +373,19 @@ async fn a_risk_officer_sees_proven_figures_update_live_on_the_dashboard() {
     );
     let btc = figure(&dom, "market.BTC-PERP.long_open_interest");
     assert_proven(&devnet.home(), height, &["market", "BTC-PERP"], &btc);
+    // The breakers: the shown last priced height and the two largest stress
+    // defaults are in the proven breaker values.
+    let priced = figure(&dom, "breaker.BTC-PERP.last_priced_height");
+    let needle = format!("\"last_priced_height\": {priced}");
+    assert_proven_text(
+        &devnet.home(),
+        height,
+        &["breaker", "--market", "BTC-PERP"],
+        &needle,
+    );
+    let stress = figure(&dom, "breaker.system.stress_loss_top_two");
+    let needle = format!("\"stress_loss_top_two\": \"{stress}\"");
+    assert_proven_text(&devnet.home(), height, &["breaker"], &needle);
     // Concentration: numbers in the proven aggregates.
     for (what, name) in [
         (&["system"][..], "system.concentration.top5_share_ppm"),

@@ -51,8 +51,9 @@ pub struct Snapshot {
     /// Instructions issued to venues in block `height`, counted by kind
     /// (`AuditService.ListInstructions` over `[height, height]`).
     pub instructions: BTreeMap<String, u64>,
-    /// Circuit breaker states: the engine does not publish any yet.
-    pub breakers: Vec<String>,
+    /// `AuditService.GetBreakers` at `height`: every market's breaker and
+    /// price validity, and the system breaker with the fund's coverage.
+    pub breakers: pb::GetBreakersResponse,
     /// Commands that prove these figures against the signed header.
     pub verify: Vec<String>,
 }
@@ -177,6 +178,11 @@ impl Figures {
                 Err(status) => return Err(status),
             }
         }
+        let breakers = self
+            .api
+            .get_breakers(Request::new(pb::GetBreakersRequest { height, prove }))
+            .await?
+            .into_inner();
         let (instructions, instruction_keys) = self.instruction_counts(height).await?;
         let app_hash = system
             .context
@@ -197,7 +203,7 @@ impl Figures {
             markets,
             liquidation_orders: None,
             instructions,
-            breakers: Vec::new(),
+            breakers,
             verify,
         })
     }
@@ -255,10 +261,11 @@ fn verify_commands(
     markets: &[pb::GetMarketRiskResponse],
 ) -> Vec<String> {
     let command = |figure: &str| format!("{verify_command} --height {height} {figure}");
-    let mut commands = vec![command("system"), command("fund")];
+    let mut commands = vec![command("system"), command("fund"), command("breaker")];
     for market in markets {
         if let Some(aggregate) = &market.aggregate {
             commands.push(command(&format!("market {}", aggregate.market)));
+            commands.push(command(&format!("breaker --market {}", aggregate.market)));
         }
     }
     commands
