@@ -315,7 +315,9 @@ mod tests {
             vec![
                 "clearnode audit verify --height 7 system",
                 "clearnode audit verify --height 7 fund",
+                "clearnode audit verify --height 7 breaker",
                 "clearnode audit verify --height 7 market BTC-PERP",
+                "clearnode audit verify --height 7 breaker --market BTC-PERP",
             ]
         );
     }
