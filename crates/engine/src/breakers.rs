@@ -397,14 +397,21 @@ impl Breakers {
         }
         own.checked_mul(system, Rounding::Ceil)
     }
-}
 
-/// `fraction x multiplier`, capped at 100%, exact when the multiplier is 1.
-pub(crate) fn widen(fraction: Ratio, multiplier: Ratio) -> Result<Ratio, NumError> {
-    if multiplier == Ratio::ONE {
-        return Ok(fraction);
+    /// A market's initial margin fraction widened by its multiplier at a
+    /// height, capped at 100%, exact when the multiplier is 1.
+    pub(crate) fn widen(
+        &self,
+        market: &MarketId,
+        height: u64,
+        fraction: Ratio,
+    ) -> Result<Ratio, NumError> {
+        let multiplier = self.margin_multiplier(market, height)?;
+        if multiplier == Ratio::ONE {
+            return Ok(fraction);
+        }
+        Ok(fraction
+            .checked_mul(multiplier, Rounding::Ceil)?
+            .min(Ratio::ONE))
     }
-    Ok(fraction
-        .checked_mul(multiplier, Rounding::Ceil)?
-        .min(Ratio::ONE))
 }

@@ -94,12 +94,11 @@ impl Engine {
             })
             .map_err(invariant)?;
             // Breakers widen it (a staged reopen, the system breaker).
-            let multiplier = self
+            let target = self
                 .state
                 .breakers
-                .margin_multiplier(&id, height)
+                .widen(&id, height, target)
                 .map_err(invariant)?;
-            let target = crate::breakers::widen(target, multiplier).map_err(invariant)?;
             let market = self
                 .state
                 .markets
@@ -134,28 +133,21 @@ impl Engine {
 
     /// Touches every account holding the asset (its collateral value moved).
     pub(crate) fn touch_asset_holders(&mut self, id: &AssetId) -> Result<(), EngineError> {
-        let holders: Vec<_> = self
-            .state
-            .indexes
-            .asset_holders
-            .get(id)
-            .map(|set| set.iter().copied().collect())
-            .unwrap_or_default();
-        for address in holders {
-            self.touch_account(address).map_err(touch_failed)?;
-        }
-        Ok(())
+        let holders = self.state.indexes.asset_holders.get(id);
+        self.touch_each(holders.map(|set| set.iter().copied().collect()))
     }
 
+    /// Touches every account holding a position in the market.
     pub(crate) fn touch_market_holders(&mut self, id: &MarketId) -> Result<(), EngineError> {
-        let holders: Vec<_> = self
-            .state
-            .indexes
-            .market_holders
-            .get(id)
-            .map(|set| set.iter().copied().collect())
-            .unwrap_or_default();
-        for address in holders {
+        let holders = self.state.indexes.market_holders.get(id);
+        self.touch_each(holders.map(|set| set.iter().copied().collect()))
+    }
+
+    fn touch_each(
+        &mut self,
+        holders: Option<Vec<clearnode_types::Address>>,
+    ) -> Result<(), EngineError> {
+        for address in holders.unwrap_or_default() {
             self.touch_account(address).map_err(touch_failed)?;
         }
         Ok(())

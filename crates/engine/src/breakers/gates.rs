@@ -87,8 +87,7 @@ fn adds_exposure(
         .and_then(|a| a.positions.get(&(market.clone(), venue.clone())))
         .map_or(Quantity::ZERO, |p| p.size);
     let after = before.checked_sub(here)?.checked_add(size)?;
-    let flipped = before.signum() * after.signum() < 0;
-    Ok(flipped || after.abs()? > before.abs()?)
+    crate::exec::net_exposure_grows(before, after)
 }
 
 fn larger_side(

@@ -10,7 +10,7 @@ mod liquidator;
 mod report;
 mod withdraw;
 
-pub(crate) use report::OpenInterest;
+pub(crate) use report::{net_exposure_grows, OpenInterest};
 
 use clearnode_types::tx::{Action, VerifiedTx};
 use clearnode_types::{TxCode, TxRejection};

@@ -187,8 +187,7 @@ fn projected_targets(
             volatility_ppm: regime::volatility_ppm(market.margin.volatility_variance),
             volatility_reference_ppm: market.volatility_reference_ppm,
         })?;
-        let multiplier = state.breakers.margin_multiplier(&id, state.chain.height)?;
-        let target = crate::breakers::widen(target, multiplier)?;
+        let target = state.breakers.widen(&id, state.chain.height, target)?;
         targets.insert(id, target);
     }
     Ok(targets)
@@ -237,12 +236,18 @@ fn adds_exposure(before: &Account, after: &Account) -> Result<bool, NumError> {
     let before = net_sizes(before)?;
     for (market, net_after) in net_sizes(after)? {
         let net_before = before.get(market).copied().unwrap_or_default();
-        let flipped = net_before.signum() * net_after.signum() < 0;
-        if flipped || net_after.abs()? > net_before.abs()? {
+        if net_exposure_grows(net_before, net_after)? {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// A net size that grows or flips to the other side adds exposure; the
+/// one rule behind reduce-only margin calls and the breakers' reduce-only.
+pub(crate) fn net_exposure_grows(before: Quantity, after: Quantity) -> Result<bool, NumError> {
+    let flipped = before.signum() * after.signum() < 0;
+    Ok(flipped || after.abs()? > before.abs()?)
 }
 
 /// Accounts in margin call or worse are reduce-only, and new exposure must
