@@ -118,6 +118,12 @@ pub async fn fund_and_authorize(net: &Localnet, count: u8) -> Vec<Address> {
             done &= client.sequence(trader).await == 3;
         }
         if done {
+            // CheckTx of a load target that has not yet committed the
+            // authorizations would refuse the first reports (206).
+            let height = client.latest_height().await.unwrap();
+            let targets = net.targets().up_nodes();
+            net.wait_for_all(&targets, height, Duration::from_secs(60))
+                .await;
             return traders.iter().map(address).collect();
         }
         assert!(
