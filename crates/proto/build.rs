@@ -69,9 +69,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[serde(serialize_with = \"crate::hex_bytes_list\")]",
         );
     }
+    // Enum fields print as their proto names (the proto3 JSON mapping), not numbers.
+    let mut enum_impls = String::new();
+    for file in &descriptors.file {
+        let package = file.package.clone().unwrap_or_default();
+        for message in &file.message_type {
+            let message_name = message.name.clone().unwrap_or_default();
+            for field in &message.field {
+                if field.r#type != Some(TYPE_ENUM) {
+                    continue;
+                }
+                let field_name = field.name.clone().unwrap_or_default();
+                let enum_type = rust_path(field.type_name.as_deref().unwrap_or_default())?;
+                let serializer = if field.label == Some(LABEL_REPEATED) {
+                    "enum_names"
+                } else {
+                    "enum_name"
+                };
+                builder = builder.field_attribute(
+                    format!("{package}.{message_name}.{field_name}"),
+                    format!("#[serde(serialize_with = \"crate::{serializer}::<{enum_type}, _>\")]"),
+                );
+            }
+        }
+        for enumeration in &file.enum_type {
+            let name = enumeration.name.clone().unwrap_or_default();
+            let enum_type = rust_path(&format!(".{package}.{name}"))?;
+            enum_impls.push_str(&format!(
+                "impl crate::ProtoEnum for {enum_type} {{\n    fn name_of(value: i32) -> Option<&'static str> {{\n        Self::try_from(value).ok().map(|known| known.as_str_name())\n    }}\n}}\n"
+            ));
+        }
+    }
+    std::fs::write(out_dir.join("enum_names.rs"), enum_impls)?;
     builder
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;
     Ok(())
+}
+
+/// `FieldDescriptorProto.type` of an enum field, and the label of a repeated one.
+const TYPE_ENUM: i32 = 14;
+const LABEL_REPEATED: i32 = 3;
+
+/// The generated Rust path of a top-level enum, from its proto name
+/// (`.clearnode.state.v1.MarketStatus` -> `crate::state::v1::MarketStatus`).
+fn rust_path(proto_name: &str) -> Result<String, String> {
+    let Some(rest) = proto_name.strip_prefix(".clearnode.") else {
+        return Err(format!(
+            "enum {proto_name} is outside the clearnode package"
+        ));
+    };
+    let segments: Vec<&str> = rest.split('.').collect();
+    // package segments are lowercase; a nested enum would have a message name before it.
+    if segments.len() != 3 {
+        return Err(format!(
+            "enum {proto_name}: only top-level enums are supported"
+        ));
+    }
+    Ok(format!("crate::{}", segments.join("::")))
 }

@@ -116,7 +116,10 @@ async fn the_cli_signs_submits_and_queries() {
     let markets = breakers["markets"].as_array().unwrap();
     assert_eq!(markets.len(), 3);
     for market in markets {
-        assert_eq!(market["breaker"]["status"], 1, "open: {market}");
+        assert_eq!(
+            market["breaker"]["status"], "MARKET_STATUS_OPEN",
+            "open: {market}"
+        );
         assert_eq!(market["breaker"]["stale"], false);
         assert!(!market["context"]["proof"].as_str().unwrap().is_empty());
     }

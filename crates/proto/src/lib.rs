@@ -71,3 +71,64 @@ pub fn hex_bytes_list<S: serde::Serializer>(
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_seq(list.iter().map(|bytes| to_hex(bytes)))
 }
+
+/// A generated protobuf enum whose values have proto names.
+pub trait ProtoEnum {
+    /// The proto name of `value` (`MARKET_STATUS_OPEN`), if it is a known value.
+    fn name_of(value: i32) -> Option<&'static str>;
+}
+
+include!(concat!(env!("OUT_DIR"), "/enum_names.rs"));
+
+/// Serializes an enum field as its proto name, as the proto3 JSON mapping does; a value this
+/// build does not know stays a number.
+pub fn enum_name<E: ProtoEnum, S: serde::Serializer>(
+    value: &i32,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match E::name_of(*value) {
+        Some(name) => serializer.serialize_str(name),
+        None => serializer.serialize_i32(*value),
+    }
+}
+
+/// Serializes a repeated enum field as a list of proto names (see [`enum_name`]).
+pub fn enum_names<E: ProtoEnum, S: serde::Serializer>(
+    values: &[i32],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut list = serializer.serialize_seq(Some(values.len()))?;
+    for value in values {
+        match E::name_of(*value) {
+            Some(name) => list.serialize_element(name)?,
+            None => list.serialize_element(value)?,
+        }
+    }
+    list.end()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test fixtures
+
+    use super::state::v1 as state;
+
+    #[test]
+    fn enum_fields_serialize_as_proto_names_and_unknown_values_as_numbers() {
+        let breaker = state::MarketBreaker {
+            status: state::MarketStatus::Paused as i32,
+            pause_cause: 99,
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&breaker).unwrap();
+        assert_eq!(json["status"], "MARKET_STATUS_PAUSED");
+        assert_eq!(json["pause_cause"], 99);
+        let system = state::SystemBreaker {
+            causes: vec![state::SystemCause::FundDrawdown as i32],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&system).unwrap();
+        assert_eq!(json["causes"][0], "SYSTEM_CAUSE_FUND_DRAWDOWN");
+    }
+}
