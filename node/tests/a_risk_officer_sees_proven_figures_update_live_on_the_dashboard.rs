@@ -52,7 +52,7 @@ fn browse(profile: &Path, url: &str, args: &[String]) -> String {
                 "--disable-dev-shm-usage",
                 "--no-first-run",
                 "--hide-scrollbars",
-                "--window-size=1400,1700",
+                "--window-size=1400,2300",
             ])
             .arg(format!("--user-data-dir={}-{attempt}", profile.display()))
             .arg(format!("--virtual-time-budget={BROWSER_VIRTUAL_TIME_MS}"))
