@@ -12,7 +12,7 @@
 # proof in this many answers, 100), DURATION seconds per phase (20), LANES
 # (8), ENTRIES (500), ACCOUNTS (1000), WINDOW (256), BLOCK_TIME (1s),
 # PHASES ("load load+reads reads"), WORK (bench/work), BUILD (release or
-# dev-opt3, see bench/lib.sh), PORT_BASE (28400).
+# dev-opt3, see bench/lib.sh; or CLEARNODE=path/to/binary), PORT_BASE (28400).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -5,9 +5,14 @@
 # BUILD=release (default), or BUILD=dev-opt3: the dev profile with the
 # workspace crates at opt-level 3 (dependencies stay at the dev profile's
 # opt-level 2), which reuses a warm dev target dir instead of building
-# RocksDB again in release (15-30 min on 2 cores). Sets CLEARNODE.
+# RocksDB again in release (15-30 min on 2 cores). Sets CLEARNODE; a
+# CLEARNODE given in the environment is used as is (A/B of two binaries).
 build_clearnode() {
     BUILD="${BUILD:-release}"
+    if [ -n "${CLEARNODE:-}" ]; then
+        echo "== using $CLEARNODE"
+        return 0
+    fi
     echo "== building clearnode ($BUILD)"
     if [ "$BUILD" = dev-opt3 ]; then
         CARGO_PROFILE_DEV_OPT_LEVEL=3 nice -n 10 cargo build --locked -p clearnode
