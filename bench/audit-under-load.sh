@@ -1,34 +1,41 @@
 #!/usr/bin/env bash
 # One command: audit reads under load (issue 7 item 6). On one single
 # validator, back to back in the same minutes:
-#   load        the side-by-side report load (item 2) alone;
-#   load+reads  the same load with AUDIT_READERS auditors asking
-#               GetSystemRisk with a proof as fast as answered;
-#   reads       the auditors alone (no report load);
+#   load            the side-by-side report load (item 2) alone;
+#   load+reads      the same load with AUDIT_READERS auditors asking
+#                   GetSystemRisk with a proof at AUDIT_RATE queries/s together;
+#   reads           the auditors at AUDIT_RATE alone (no report load);
+#   load+reads-max  the load with the auditors asking as fast as answered;
+#   reads-max       the auditors as fast as answered, alone;
 # then bench/results/audit-under-load.json (every phase's loadgen figures,
 # the node's CPU seconds, the load average) and a table on stdout.
 #
-# Knobs (environment): AUDIT_READERS (16), AUDIT_VERIFY_EVERY (verify one
-# proof in this many answers, 100), DURATION seconds per phase (20), LANES
+# Knobs (environment): AUDIT_READERS (16), AUDIT_RATE (5000, the target),
+# AUDIT_VERIFY_EVERY (verify one proof in this many answers, 100), ROUNDS
+# (times the phases are repeated, 1), DURATION seconds per phase (20), LANES
 # (8), ENTRIES (500), ACCOUNTS (1000), WINDOW (256), BLOCK_TIME (1s),
-# PHASES ("load load+reads reads"), WORK (bench/work), BUILD (release or
-# dev-opt3, see bench/lib.sh; or CLEARNODE=path/to/binary), PORT_BASE (28400).
+# PHASES ("load load+reads reads load+reads-max reads-max"), WORK (bench/work), BUILD (release or
+# dev-opt3, see bench/lib.sh; or CLEARNODE=path/to/binary), PORT_BASE (28400),
+# OUT (bench/results/audit-under-load.json).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 AUDIT_READERS="${AUDIT_READERS:-16}"
+AUDIT_RATE="${AUDIT_RATE:-5000}"
 AUDIT_VERIFY_EVERY="${AUDIT_VERIFY_EVERY:-100}"
+ROUNDS="${ROUNDS:-1}"
 DURATION="${DURATION:-20}"
 LANES="${LANES:-8}"
 ENTRIES="${ENTRIES:-500}"
 ACCOUNTS="${ACCOUNTS:-1000}"
 WINDOW="${WINDOW:-256}"
 BLOCK_TIME="${BLOCK_TIME:-1s}"
-PHASES="${PHASES:-load load+reads reads}"
+PHASES="${PHASES:-load load+reads reads load+reads-max reads-max}"
 WORK="${WORK:-$ROOT/bench/work}"
 PORT_BASE="${PORT_BASE:-28400}"
 RESULTS="$ROOT/bench/results"
+OUT="${OUT:-$RESULTS/audit-under-load.json}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 # shellcheck source=bench/lib.sh
@@ -43,8 +50,9 @@ rm -rf "$home"
 tune "$home/cometbft/config/config.toml"
 spawn "$WORK/audit/node.log" "$CLEARNODE" start --home "$home"
 wait_rpc "http://127.0.0.1:$((PORT_BASE + 1))"
-# The clearnode process (not the cometbft child) of the spawned group.
-node_pid="$(pgrep -g "${PIDS[-1]}" -x clearnode | head -n 1)"
+# setsid execs the node in place: the spawned pid is the clearnode process
+# (its cometbft child's CPU is not counted).
+node_pid="${PIDS[-1]}"
 node_cpu() { awk '{print $14 + $15}' "/proc/$node_pid/stat"; }
 
 LOAD=(--entries-per-report "$ENTRIES" --accounts "$ACCOUNTS" --window "$WINDOW")
@@ -52,27 +60,42 @@ echo "== setting up $ACCOUNTS accounts (a short warm-up load)"
 "$CLEARNODE" loadgen --home "$home" --lanes "$LANES" "${LOAD[@]}" --duration 3 --quiet \
     --label warm-up --json "$WORK/audit/warm-up.json" >/dev/null
 
-for phase in $PHASES; do
+READERS=(--audit-readers "$AUDIT_READERS" --audit-verify-every "$AUDIT_VERIFY_EVERY")
+
+# One phase: its loadgen figures and the node's CPU seconds and load average around it.
+run_phase() {
+    local phase="$1" label="$2" args
     case "$phase" in
         load) args=(--lanes "$LANES") ;;
-        load+reads) args=(--lanes "$LANES" --audit-readers "$AUDIT_READERS") ;;
-        reads) args=(--lanes 0 --audit-readers "$AUDIT_READERS") ;;
+        load+reads) args=(--lanes "$LANES" "${READERS[@]}" --audit-rate "$AUDIT_RATE") ;;
+        reads) args=(--lanes 0 "${READERS[@]}" --audit-rate "$AUDIT_RATE") ;;
+        load+reads-max) args=(--lanes "$LANES" "${READERS[@]}") ;;
+        reads-max) args=(--lanes 0 "${READERS[@]}") ;;
         *) echo "unknown phase $phase" >&2; exit 2 ;;
     esac
-    echo "== $phase"
+    echo "== $label"
+    local cpu_before load_before
     cpu_before="$(node_cpu)"
     load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-    "$CLEARNODE" loadgen --home "$home" "${args[@]}" "${LOAD[@]}" \
-        --audit-verify-every "$AUDIT_VERIFY_EVERY" --duration "$DURATION" \
-        --label "$phase" --json "$WORK/audit/$phase.json"
-    cpu_after="$(node_cpu)"
-    load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+    "$CLEARNODE" loadgen --home "$home" "${args[@]}" "${LOAD[@]}" --duration "$DURATION" \
+        --label "$label" --json "$WORK/audit/$label.json"
     printf '{"node_cpu_ticks": %s, "load_average_before": "%s", "load_average_after": "%s"}\n' \
-        "$((cpu_after - cpu_before))" "$load_before" "$load_after" >"$WORK/audit/$phase.host.json"
+        "$(($(node_cpu) - cpu_before))" "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+        >"$WORK/audit/$label.host.json"
+}
+
+RUN_LABELS=()
+for round in $(seq 1 "$ROUNDS"); do
+    for phase in $PHASES; do
+        label="$phase"
+        [ "$ROUNDS" -gt 1 ] && label="$phase#$round"
+        RUN_LABELS+=("$label")
+        run_phase "$phase" "$label"
+    done
 done
 stop_last
 
-python3 - "$WORK/audit" "$RESULTS/audit-under-load.json" "$PHASES" "$BUILD" <<'PY'
+python3 - "$WORK/audit" "$OUT" "${RUN_LABELS[*]}" "$BUILD" <<'PY'
 import json, os, subprocess, sys
 from datetime import datetime, timezone
 work, out, phases, build = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
@@ -101,19 +124,20 @@ with open(out, "w") as f:
     json.dump(summary, f, indent=2)
     f.write("\n")
 print(f"\naudit reads under load ({summary['date']}, commit {commit}, {build}):\n")
-print("| phase | committed tx/s | ms/block | report p99 ms | reads/s | read p50 ms | read p99 ms | read max ms | errors | proofs verified | node CPU s | load avg |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| phase | committed tx/s | ms/block | report p99 ms | offered q/s | reads/s | read p50 ms | read p99 ms | read max ms | errors | proofs verified | node CPU s | load avg |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for run in runs:
     reads = run.get("audit_reads") or {}
     cells = [run["label"], f'{run["committed_tx_per_s"]:.1f}', f'{run["mean_block_interval_ms"]:.0f}',
              f'{run["latency"]["p99_ms"]:.0f}' if run["lanes"] else "-"]
     if reads:
-        cells += [f'{reads["queries_per_s"]:,.0f}', f'{reads["p50_ms"]:.2f}', f'{reads["p99_ms"]:.2f}',
+        cells += [f'{reads["rate_target"]:,}' if reads["rate_target"] else "max",
+                  f'{reads["queries_per_s"]:,.0f}', f'{reads["p50_ms"]:.2f}', f'{reads["p99_ms"]:.2f}',
                   f'{reads["max_ms"]:.1f}', str(reads["errors"] + reads["malformed"] + reads["proofs_failed"]
                                                + reads["heights_not_matching_headers"]),
                   str(reads["proofs_verified"])]
     else:
-        cells += ["-"] * 6
+        cells += ["-"] * 7
     cells += [f'{run["node_cpu_s"]:.1f}', run["load_average_before"].split()[0]]
     print("| " + " | ".join(cells) + " |")
 PY

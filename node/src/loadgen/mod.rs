@@ -98,6 +98,9 @@ pub struct LoadgenArgs {
     /// with `--lanes 0` they read a chain under no report load).
     #[arg(long, default_value_t = 0)]
     pub audit_readers: usize,
+    /// Audit queries/s the readers offer together; 0 = each as fast as answered.
+    #[arg(long, default_value_t = 0)]
+    pub audit_rate: u64,
     /// Verify the proof of one audit answer in this many (0 = none).
     #[arg(long, default_value_t = 100)]
     pub audit_verify_every: u64,
@@ -149,14 +152,19 @@ async fn run_load(args: &LoadgenArgs) -> Result<LoadReport> {
     for lane in lanes {
         tasks.spawn(lane.run(Arc::clone(&shared), started));
     }
+    let plan = readers::ReaderPlan::new(
+        shared.submit_for,
+        args.audit_readers,
+        args.audit_rate,
+        args.audit_verify_every,
+    );
     let mut reader_tasks = tokio::task::JoinSet::new();
     for channel in reader_channels {
         reader_tasks.spawn(readers::run_reader(
             channel,
             Arc::clone(&read_counts),
             started,
-            shared.submit_for,
-            args.audit_verify_every,
+            plan,
         ));
     }
     let progress = Progress::new(args.quiet, args.duration);
@@ -181,6 +189,7 @@ async fn run_load(args: &LoadgenArgs) -> Result<LoadReport> {
         let headers = readers::check_headers(&height_rpc, &read_tallies).await;
         Some(readers::ReadReport::new(
             &read_tallies,
+            args.audit_rate,
             shared.submit_for,
             headers,
         ))

@@ -1,6 +1,7 @@
 //! Audit readers: `--audit-readers N` auditors, each on its own gRPC
 //! connection, asking `AuditService.GetSystemRisk` with a proof as fast as
-//! the node answers, for the load's duration. Every latency is recorded and
+//! the node answers (or together at `--audit-rate` queries/s, each reader
+//! on a fixed schedule), for the load's duration. Every latency is recorded and
 //! every answer checked for its shape (aggregate, proof, height, app hash);
 //! one answer in `--audit-verify-every` has its ics23 proof verified against
 //! its app hash, and after the run the app hash of each height seen is
@@ -65,13 +66,40 @@ pub(super) struct ReadTally {
     last_problem: String,
 }
 
-/// Asks `GetSystemRisk` with a proof until `until` has passed since `started`.
+/// What every reader does.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReaderPlan {
+    /// Read until this long after the start.
+    pub(super) until: Duration,
+    /// Time between one reader's queries; `None` = as fast as answered.
+    pub(super) interval: Option<Duration>,
+    /// Verify the proof of one answer in this many (0 = none).
+    pub(super) verify_every: u64,
+}
+
+impl ReaderPlan {
+    /// The plan of `readers` readers offering `rate` queries/s together (0 = as fast as answered).
+    pub(super) fn new(until: Duration, readers: usize, rate: u64, verify_every: u64) -> Self {
+        let interval = (rate > 0).then(|| {
+            let readers = u32::try_from(readers.max(1)).unwrap_or(u32::MAX);
+            Duration::from_secs(1) * readers / u32::try_from(rate).unwrap_or(u32::MAX)
+        });
+        Self {
+            until,
+            interval,
+            verify_every,
+        }
+    }
+}
+
+/// Asks `GetSystemRisk` with a proof until the plan's end. On a schedule, a
+/// reader that falls behind asks at once until it catches up; latency is
+/// measured from the moment a query is sent.
 pub(super) async fn run_reader(
     channel: Channel,
     counts: Arc<ReadCounts>,
     started: Instant,
-    until: Duration,
-    verify_every: u64,
+    plan: ReaderPlan,
 ) -> ReadTally {
     let mut client = AuditServiceClient::new(channel);
     let mut tally = ReadTally::default();
@@ -79,7 +107,12 @@ pub(super) async fn run_reader(
         height: 0,
         prove: true,
     };
-    while started.elapsed() < until {
+    let mut due = started;
+    while started.elapsed() < plan.until {
+        if let Some(interval) = plan.interval {
+            tokio::time::sleep_until(due.into()).await;
+            due += interval;
+        }
         let asked = Instant::now();
         let answer = client.get_system_risk(request).await;
         let latency = asked.elapsed();
@@ -113,6 +146,7 @@ pub(super) async fn run_reader(
             tally.inconsistent_heights += 1;
             tally.last_problem = format!("height {height} answered with two app hashes");
         }
+        let verify_every = plan.verify_every;
         if verify_every > 0 && tally.answered % verify_every == 1 % verify_every {
             match verify_proof(&answer) {
                 Ok(()) => tally.proofs_verified += 1,
@@ -179,6 +213,8 @@ pub(super) fn verify_proof(answer: &audit::GetSystemRiskResponse) -> Result<(), 
 #[derive(Debug, Serialize)]
 pub(super) struct ReadReport {
     readers: usize,
+    /// Offered queries/s (0 = as fast as answered).
+    rate_target: u64,
     queries_per_s: f64,
     answered: u64,
     errors: u64,
@@ -198,7 +234,12 @@ pub(super) struct ReadReport {
 }
 
 impl ReadReport {
-    pub(super) fn new(tallies: &[ReadTally], duration: Duration, headers: HeaderCheck) -> Self {
+    pub(super) fn new(
+        tallies: &[ReadTally],
+        rate_target: u64,
+        duration: Duration,
+        headers: HeaderCheck,
+    ) -> Self {
         let mut latencies: Vec<u64> = tallies
             .iter()
             .flat_map(|t| t.latencies_us.iter().copied())
@@ -211,6 +252,7 @@ impl ReadReport {
             .collect();
         Self {
             readers: tallies.len(),
+            rate_target,
             queries_per_s: round2(answered as f64 / duration.as_secs_f64().max(0.001)),
             answered,
             errors: tallies.iter().map(|t| t.errors).sum(),
@@ -242,10 +284,15 @@ impl ReadReport {
     /// The human summary line.
     pub(super) fn summary(&self) -> String {
         format!(
-            "\x20 audit reads     {readers} readers: {qps:.0} GetSystemRisk+proof/s, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms\n\
+            "\x20 audit reads     {readers} readers{offered}: {qps:.0} GetSystemRisk+proof/s, p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms\n\
              \x20                 answered {answered}, errors {errors}, malformed {malformed}, proofs verified {verified} (failed {failed}), \
              {checked}/{seen} heights checked against signed headers ({mismatched} mismatched){problem}",
             readers = self.readers,
+            offered = if self.rate_target > 0 {
+                format!(" offering {} q/s", self.rate_target)
+            } else {
+                String::new()
+            },
             qps = self.queries_per_s,
             p50 = self.p50_ms,
             p99 = self.p99_ms,
@@ -356,6 +403,13 @@ mod tests {
             accounts_total: 3,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn readers_share_the_offered_rate() {
+        let plan = ReaderPlan::new(Duration::from_secs(1), 16, 5_000, 0);
+        assert_eq!(plan.interval, Some(Duration::from_micros(3_200)));
+        assert_eq!(ReaderPlan::new(Duration::ZERO, 4, 0, 0).interval, None);
     }
 
     #[test]
