@@ -62,7 +62,8 @@ echo "== setting up $ACCOUNTS accounts (a short warm-up load)"
 
 READERS=(--audit-readers "$AUDIT_READERS" --audit-verify-every "$AUDIT_VERIFY_EVERY")
 
-# One phase: its loadgen figures and the node's CPU seconds and load average around it.
+# One phase: its loadgen figures, the CPU seconds of the node and of the
+# load generator (the shell's reaped children, from `times`), the load average.
 run_phase() {
     local phase="$1" label="$2" args
     case "$phase" in
@@ -77,8 +78,10 @@ run_phase() {
     local cpu_before load_before
     cpu_before="$(node_cpu)"
     load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+    times >"$WORK/audit/$label.times-before"
     "$CLEARNODE" loadgen --home "$home" "${args[@]}" "${LOAD[@]}" --duration "$DURATION" \
         --label "$label" --json "$WORK/audit/$label.json"
+    times >"$WORK/audit/$label.times-after"
     printf '{"node_cpu_ticks": %s, "load_average_before": "%s", "load_average_after": "%s"}\n' \
         "$(($(node_cpu) - cpu_before))" "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" \
         >"$WORK/audit/$label.host.json"
@@ -100,11 +103,22 @@ import json, os, subprocess, sys
 from datetime import datetime, timezone
 work, out, phases, build = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
 ticks = os.sysconf("SC_CLK_TCK")
+
+def children_cpu_s(path):
+    # The second line of `times`: the children's user and system time, e.g. "0m1.250s 0m0.310s".
+    total = 0.0
+    for field in open(path).read().splitlines()[1].split():
+        minutes, seconds = field.rstrip("s").split("m")
+        total += int(minutes) * 60 + float(seconds)
+    return total
+
 runs = []
 for phase in phases:
     run = json.load(open(os.path.join(work, f"{phase}.json")))
     host = json.load(open(os.path.join(work, f"{phase}.host.json")))
     run["node_cpu_s"] = round(host["node_cpu_ticks"] / ticks, 2)
+    run["loadgen_cpu_s"] = round(children_cpu_s(os.path.join(work, f"{phase}.times-after"))
+                                 - children_cpu_s(os.path.join(work, f"{phase}.times-before")), 2)
     run["load_average_before"] = host["load_average_before"]
     run["load_average_after"] = host["load_average_after"]
     runs.append(run)
@@ -124,8 +138,8 @@ with open(out, "w") as f:
     json.dump(summary, f, indent=2)
     f.write("\n")
 print(f"\naudit reads under load ({summary['date']}, commit {commit}, {build}):\n")
-print("| phase | committed tx/s | ms/block | report p99 ms | offered q/s | reads/s | read p50 ms | read p99 ms | read max ms | errors | proofs verified | node CPU s | load avg |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| phase | committed tx/s | ms/block | report p99 ms | offered q/s | reads/s | read p50 ms | read p99 ms | read max ms | errors | proofs verified | node CPU s | loadgen CPU s | load avg |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for run in runs:
     reads = run.get("audit_reads") or {}
     cells = [run["label"], f'{run["committed_tx_per_s"]:.1f}', f'{run["mean_block_interval_ms"]:.0f}',
@@ -138,6 +152,6 @@ for run in runs:
                   str(reads["proofs_verified"])]
     else:
         cells += ["-"] * 7
-    cells += [f'{run["node_cpu_s"]:.1f}', run["load_average_before"].split()[0]]
+    cells += [f'{run["node_cpu_s"]:.1f}', f'{run["loadgen_cpu_s"]:.1f}', run["load_average_before"].split()[0]]
     print("| " + " | ".join(cells) + " |")
 PY
