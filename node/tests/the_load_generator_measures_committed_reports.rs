@@ -1,6 +1,7 @@
 //! `clearnode loadgen` against a real single validator: it funds and
 //! authorizes its traders, submits batched reports from every venue for a
-//! moment and writes well-formed figures. Only that it ran is asserted,
+//! moment while two auditors read proven figures, and writes well-formed
+//! figures. Only that it ran is asserted,
 //! never how fast (performance is measured by bench/, not by tests).
 
 #![allow(clippy::unwrap_used)]
@@ -19,6 +20,7 @@ fn the_load_generator_measures_committed_reports() {
     let output = Command::new(env!("CARGO_BIN_EXE_clearnode"))
         .args(["loadgen", "--accounts", "12", "--entries-per-report", "10"])
         .args(["--duration", "3", "--window", "4", "--quiet"])
+        .args(["--audit-readers", "2", "--audit-verify-every", "10"])
         .arg("--home")
         .arg(node.home())
         .arg("--json")
@@ -46,5 +48,23 @@ fn the_load_generator_measures_committed_reports() {
         assert!(figures[rate].as_f64().unwrap() > 0.0, "{rate}: {figures}");
     }
     assert!(figures["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
+    let reads = &figures["audit_reads"];
+    assert_eq!(reads["readers"], 2, "{figures}");
+    for count in [
+        "answered",
+        "proofs_verified",
+        "heights_checked_against_headers",
+    ] {
+        assert!(reads[count].as_u64().unwrap() > 0, "{count}: {figures}");
+    }
+    for problem in [
+        "errors",
+        "malformed",
+        "proofs_failed",
+        "heights_not_matching_headers",
+        "inconsistent_heights",
+    ] {
+        assert_eq!(reads[problem], 0, "{problem}: {figures}");
+    }
     node.stop();
 }

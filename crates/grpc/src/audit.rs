@@ -5,10 +5,13 @@ use clearnode_engine::keys;
 use clearnode_proto::audit::v1 as pb;
 use clearnode_proto::audit::v1::audit_service_server::AuditService;
 use clearnode_proto::state::v1 as state_pb;
-use clearnode_store::Store;
+use std::sync::Arc;
+
+use clearnode_store::{Committed, Store};
 use clearnode_types::{Address, MarketId};
 use tonic::{Request, Response, Status};
 
+use crate::proven::{ProvenCache, ProvenRead};
 use crate::{decode, internal};
 
 /// Scans retried while commits land.
@@ -21,6 +24,8 @@ const LIQUIDATION_ORDERS_MAX: usize = 1_000;
 #[derive(Debug, Clone)]
 pub struct AuditApi {
     store: Store,
+    /// Proofs of the latest height, made once per key and block.
+    proven: ProvenCache,
 }
 
 /// One value read at one version.
@@ -32,17 +37,24 @@ struct Read {
 impl AuditApi {
     /// The service over `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            proven: ProvenCache::default(),
+        }
+    }
+
+    /// The latest committed block (genesis alone is not served).
+    fn latest(&self) -> Result<Committed, Status> {
+        self.store
+            .latest()
+            .map_err(internal)?
+            .filter(|c| c.version > 0)
+            .ok_or_else(|| Status::unavailable("no block committed yet"))
     }
 
     /// The version to read: the latest committed block for 0, else `height`.
     fn version(&self, height: u64) -> Result<u64, Status> {
-        let latest = self
-            .store
-            .latest()
-            .map_err(internal)?
-            .filter(|c| c.version > 0)
-            .ok_or_else(|| Status::unavailable("no block committed yet"))?;
+        let latest = self.latest()?;
         match height {
             0 => Ok(latest.version),
             h if h <= latest.version => Ok(h),
@@ -51,6 +63,39 @@ impl AuditApi {
                 latest.version
             ))),
         }
+    }
+
+    /// The version to read (as [`Self::version`]) and its app hash.
+    fn committed_at(&self, height: u64) -> Result<Committed, Status> {
+        let latest = self.latest()?;
+        if height == 0 || height == latest.version {
+            return Ok(latest);
+        }
+        let version = self.version(height)?;
+        let root_hash = self
+            .store
+            .root_hash(version)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("height {version} is not retained")))?;
+        Ok(Committed { version, root_hash })
+    }
+
+    /// The value of `key` at `at` and its encoded proof, proven once per
+    /// key and version.
+    fn proven_read(&self, at: Committed, key: &[u8]) -> Result<Arc<ProvenRead>, Status> {
+        if let Some(kept) = self.proven.get(at, key) {
+            return Ok(kept);
+        }
+        let (value, proof) = self
+            .store
+            .get_with_proof(key, at.version)
+            .map_err(internal)?;
+        let read = Arc::new(ProvenRead {
+            value,
+            proof: clearnode_store::encode_proof(&proof),
+        });
+        self.proven.put(at, key.to_vec(), Arc::clone(&read));
+        Ok(read)
     }
 
     /// A scan of the latest state and the version it belongs to: retried
@@ -84,22 +129,20 @@ impl AuditApi {
     }
 
     fn read(&self, key: Vec<u8>, height: u64, prove: bool) -> Result<Read, Status> {
-        let version = self.version(height)?;
-        let app_hash = self
-            .store
-            .root_hash(version)
-            .map_err(internal)?
-            .ok_or_else(|| Status::not_found(format!("height {version} is not retained")))?;
+        let at = self.committed_at(height)?;
         let (value, proof) = if prove {
-            let (value, proof) = self.store.get_with_proof(&key, version).map_err(internal)?;
-            (value, clearnode_store::encode_proof(&proof))
+            let proven = self.proven_read(at, &key)?;
+            (proven.value.clone(), proven.proof.clone())
         } else {
-            (self.store.get(&key, version).map_err(internal)?, Vec::new())
+            (
+                self.store.get(&key, at.version).map_err(internal)?,
+                Vec::new(),
+            )
         };
         Ok(Read {
             context: pb::QueryContext {
-                height: version,
-                app_hash: app_hash.to_vec(),
+                height: at.version,
+                app_hash: at.root_hash.to_vec(),
                 key,
                 proof,
             },
@@ -357,5 +400,93 @@ impl AuditService for AuditApi {
             context: Some(read.context),
             next,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// A store whose system aggregate counts `accounts` at each height after genesis.
+    fn store_with_heights(accounts: &[u64]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("store");
+        store
+            .commit(store.prepare(0, Vec::new()).expect("prepare"))
+            .expect("commit genesis");
+        for (index, count) in accounts.iter().enumerate() {
+            commit_aggregate(&store, index as u64 + 1, *count);
+        }
+        (dir, store)
+    }
+
+    fn commit_aggregate(store: &Store, height: u64, accounts: u64) {
+        let aggregate = state_pb::SystemAggregate {
+            accounts_total: accounts,
+            height,
+            ..Default::default()
+        };
+        let writes = vec![(keys::system_aggregate(), Some(aggregate.encode_to_vec()))];
+        let prepared = store.prepare(height, writes).expect("prepare");
+        store.commit(prepared).expect("commit");
+    }
+
+    /// The answer as read straight from the store, without the service's cache.
+    fn fresh_answer(store: &Store, height: u64) -> pb::GetSystemRiskResponse {
+        let key = keys::system_aggregate();
+        let (value, proof) = store.get_with_proof(&key, height).expect("proof");
+        let app_hash = store.root_hash(height).expect("root").expect("retained");
+        pb::GetSystemRiskResponse {
+            context: Some(pb::QueryContext {
+                height,
+                app_hash: app_hash.to_vec(),
+                key,
+                proof: clearnode_store::encode_proof(&proof),
+            }),
+            aggregate: Some(decode(&value.expect("aggregate")).expect("decodes")),
+        }
+    }
+
+    async fn system_risk(api: &AuditApi, height: u64) -> pb::GetSystemRiskResponse {
+        api.get_system_risk(Request::new(pb::GetSystemRiskRequest {
+            height,
+            prove: true,
+        }))
+        .await
+        .expect("answer")
+        .into_inner()
+    }
+
+    #[tokio::test]
+    async fn a_kept_proof_equals_a_fresh_one_and_changes_with_the_next_block() {
+        let (_dir, store) = store_with_heights(&[1, 2]);
+        let api = AuditApi::new(store.clone());
+        let first = system_risk(&api, 0).await;
+        let again = system_risk(&api, 0).await;
+        assert_eq!(first, fresh_answer(&store, 2));
+        assert_eq!(again, first);
+
+        commit_aggregate(&store, 3, 7);
+        let next = system_risk(&api, 0).await;
+        assert_eq!(next, fresh_answer(&store, 3));
+        assert_ne!(next.context, first.context);
+        assert_eq!(next.aggregate.map(|a| a.accounts_total), Some(7));
+
+        // A past height is still answered from its own tree.
+        assert_eq!(system_risk(&api, 2).await, fresh_answer(&store, 2));
+        assert_eq!(system_risk(&api, 1).await, fresh_answer(&store, 1));
+        assert_eq!(system_risk(&api, 0).await, fresh_answer(&store, 3));
+    }
+
+    #[tokio::test]
+    async fn clones_of_the_service_share_the_kept_proofs() {
+        let (_dir, store) = store_with_heights(&[4]);
+        let api = AuditApi::new(store.clone());
+        let clone = api.clone();
+        let answer = system_risk(&api, 0).await;
+        let at = store.latest().expect("latest").expect("committed");
+        assert!(clone.proven.get(at, &keys::system_aggregate()).is_some());
+        assert_eq!(system_risk(&clone, 0).await, answer);
     }
 }

@@ -18,6 +18,7 @@
 #![allow(clippy::disallowed_methods, clippy::float_arithmetic)]
 
 mod lane;
+mod readers;
 mod setup;
 mod stats;
 
@@ -92,6 +93,17 @@ pub struct LoadgenArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Auditors reading during the load: each its own gRPC connection asking
+    /// `GetSystemRisk` with a proof as fast as answered (clearnode target;
+    /// with `--lanes 0` they read a chain under no report load).
+    #[arg(long, default_value_t = 0)]
+    pub audit_readers: usize,
+    /// Audit queries/s the readers offer together; 0 = each as fast as answered.
+    #[arg(long, default_value_t = 0)]
+    pub audit_rate: u64,
+    /// Verify the proof of one audit answer in this many (0 = none).
+    #[arg(long, default_value_t = 100)]
+    pub audit_verify_every: u64,
 }
 
 /// Runs the load and prints (and writes) the figures.
@@ -121,32 +133,68 @@ async fn run_load(args: &LoadgenArgs) -> Result<LoadReport> {
         Target::Clearnode => setup::clearnode_lanes(args).await?,
         Target::Kvstore => kvstore_lanes(args)?,
     };
-    if lanes.is_empty() {
+    if lanes.is_empty() && args.audit_readers == 0 {
         bail!("no lanes to run");
     }
+    let reader_channels = match (args.audit_readers, args.target) {
+        (0, _) => Vec::new(),
+        (_, Target::Kvstore) => bail!("--audit-readers needs --target clearnode"),
+        (count, Target::Clearnode) => setup::reader_channels(args, count).await?,
+    };
     let lane_count = lanes.len();
     let height_rpc = CometRpc::new(&rpcs[0]);
     let height_start = height_rpc.status().await?.latest_block_height;
 
     let shared = Arc::new(LaneShared::new(args, lane_count));
+    let read_counts = Arc::new(readers::ReadCounts::default());
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for lane in lanes {
         tasks.spawn(lane.run(Arc::clone(&shared), started));
     }
+    let plan = readers::ReaderPlan::new(
+        shared.submit_for,
+        args.audit_readers,
+        args.audit_rate,
+        args.audit_verify_every,
+    );
+    let mut reader_tasks = tokio::task::JoinSet::new();
+    for channel in reader_channels {
+        reader_tasks.spawn(readers::run_reader(
+            channel,
+            Arc::clone(&read_counts),
+            started,
+            plan,
+        ));
+    }
     let progress = Progress::new(args.quiet, args.duration);
     while started.elapsed() < shared.submit_for {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        progress.show(&shared, started);
+        progress.show(&shared, &read_counts, started);
     }
     let height_end = height_rpc.status().await?.latest_block_height;
+    let mut read_tallies = Vec::new();
+    while let Some(joined) = reader_tasks.join_next().await {
+        read_tallies.push(joined.context("an audit reader panicked")?);
+    }
     let mut tallies = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         tallies.push(joined.context("a lane panicked")??);
     }
     progress.finish();
     let committed_in_window = shared.committed_in_window.load(Ordering::SeqCst);
-    Ok(LoadReport::new(
+    let audit_reads = if read_tallies.is_empty() {
+        None
+    } else {
+        let headers = readers::check_headers(&height_rpc, &read_tallies).await;
+        Some(readers::ReadReport::new(
+            &read_tallies,
+            args.audit_rate,
+            shared.submit_for,
+            headers,
+        ))
+    };
+    let mut report = LoadReport::new(
         args,
         stats::Shape {
             lanes: lane_count,
@@ -157,7 +205,9 @@ async fn run_load(args: &LoadgenArgs) -> Result<LoadReport> {
         committed_in_window,
         height_end.saturating_sub(height_start),
         shared.submit_for,
-    ))
+    );
+    report.audit_reads = audit_reads;
+    Ok(report)
 }
 
 /// kvstore lanes: one key per lane, spread over the RPC endpoints.

@@ -45,15 +45,11 @@ pub(super) async fn clearnode_lanes(args: &LoadgenArgs) -> Result<(Vec<Lane>, Ve
         .collect();
     let lane_count = args.lanes.unwrap_or(venues.len()).min(venues.len());
     let venues = &venues[..lane_count];
-    let mut grpc_urls = Vec::new();
-    let mut rpcs = Vec::new();
-    for home in &args.homes {
-        let node = load_config(home)?;
-        grpc_urls.push(node.grpc_url());
-        rpcs.push(node.cometbft_rpc);
-    }
-    if !args.rpcs.is_empty() {
-        rpcs = args.rpcs.clone();
+    let (grpc_urls, rpcs) = node_urls(args)?;
+    let tx_bytes = sample_report_bytes(args.entries_per_report)?;
+    if lane_count == 0 {
+        // Audit readers only: no accounts to set up.
+        return Ok((Vec::new(), rpcs, tx_bytes));
     }
     let first = connect(&grpc_urls[0]).await?;
     let traders: Vec<SigningKey> = (0..args.accounts).map(trader_key).collect();
@@ -84,8 +80,32 @@ pub(super) async fn clearnode_lanes(args: &LoadgenArgs) -> Result<(Vec<Lane>, Ve
             },
         ));
     }
-    let tx_bytes = sample_report_bytes(args.entries_per_report)?;
     Ok((lanes, rpcs, tx_bytes))
+}
+
+/// The gRPC URL and CometBFT RPC of every `--home` (`--rpc` overrides the latter).
+fn node_urls(args: &LoadgenArgs) -> Result<(Vec<String>, Vec<String>)> {
+    let mut grpc_urls = Vec::new();
+    let mut rpcs = Vec::new();
+    for home in &args.homes {
+        let node = load_config(home)?;
+        grpc_urls.push(node.grpc_url());
+        rpcs.push(node.cometbft_rpc);
+    }
+    if !args.rpcs.is_empty() {
+        rpcs = args.rpcs.clone();
+    }
+    Ok((grpc_urls, rpcs))
+}
+
+/// One connection per audit reader, spread over the nodes.
+pub(super) async fn reader_channels(args: &LoadgenArgs, count: usize) -> Result<Vec<Channel>> {
+    let (grpc_urls, _) = node_urls(args)?;
+    let mut channels = Vec::with_capacity(count);
+    for index in 0..count {
+        channels.push(connect(&grpc_urls[index % grpc_urls.len()]).await?);
+    }
+    Ok(channels)
 }
 
 /// The size of a signed report of `entries` entries as the lanes build them.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::lane::{LaneShared, Tally};
+use super::readers::{ReadCounts, ReadReport};
 use super::{LoadgenArgs, Target};
 
 /// The shape of the load that is not in the arguments.
@@ -56,6 +57,9 @@ pub(super) struct LoadReport {
     mean_block_interval_ms: f64,
     latency: Latency,
     last_problem: String,
+    /// `--audit-readers`: the proven reads made during the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) audit_reads: Option<ReadReport>,
 }
 
 impl LoadReport {
@@ -124,11 +128,21 @@ impl LoadReport {
                 .map(|t| t.last_problem.clone())
                 .find(|p| !p.is_empty())
                 .unwrap_or_default(),
+            audit_reads: None,
         }
     }
 
     /// The human summary.
     pub(super) fn summary(&self) -> String {
+        let mut text = self.load_summary();
+        if let Some(reads) = &self.audit_reads {
+            text.push('\n');
+            text.push_str(&reads.summary());
+        }
+        text
+    }
+
+    fn load_summary(&self) -> String {
         format!(
             "loadgen {target:?} {label}: {lanes} lanes on {nodes} node(s), {tx_bytes} B/tx, {entries} entries/report, {duration:.1}s\n\
              \x20 committed       {tx_per_s:.1} tx/s, {updates:.0} position updates/s ({committed} txs in the window, {blocks} blocks, {interval:.0} ms/block)\n\
@@ -158,12 +172,12 @@ impl LoadReport {
     }
 }
 
-fn round2(value: f64) -> f64 {
+pub(super) fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
 /// The `percent`-th percentile (nearest rank) of sorted microseconds, in ms.
-fn percentile_ms(sorted_us: &[u64], percent: usize) -> f64 {
+pub(super) fn percentile_ms(sorted_us: &[u64], percent: usize) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }
@@ -194,7 +208,7 @@ impl Progress {
         }
     }
 
-    pub(super) fn show(&self, shared: &LaneShared, started: Instant) {
+    pub(super) fn show(&self, shared: &LaneShared, reads: &ReadCounts, started: Instant) {
         if self.quiet {
             return;
         }
@@ -213,7 +227,7 @@ impl Progress {
         let width = 30usize;
         let done = ((elapsed / self.duration_s).min(1.0) * width as f64) as usize;
         eprint!(
-            "{}[{}{}] {elapsed:5.1}/{:.0}s  submitted {:>8}  committed {committed:>8} ({:>8.1} tx/s)  refused {:>6}",
+            "{}[{}{}] {elapsed:5.1}/{:.0}s  submitted {:>8}  committed {committed:>8} ({:>8.1} tx/s)  refused {:>6}{}",
             if self.terminal { "\r" } else { "" },
             "#".repeat(done),
             " ".repeat(width - done),
@@ -221,6 +235,7 @@ impl Progress {
             shared.submitted.load(Ordering::Relaxed),
             committed as f64 / elapsed.max(0.001),
             shared.refused.load(Ordering::Relaxed),
+            reads.progress(elapsed),
         );
         if !self.terminal {
             eprintln!();
