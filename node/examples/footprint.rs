@@ -16,23 +16,12 @@ mod fixture;
 use std::path::Path;
 use std::time::Instant;
 
-use clearnode_engine::{Engine, KeyValue, StateSource};
-use clearnode_store::{Store, StoreError};
+use clearnode_abci::StoreSource;
+use clearnode_engine::Engine;
+use clearnode_store::Store;
 
 /// Keys committed per version while building (bounds the tree batch in memory).
 const KEYS_PER_VERSION: usize = 500_000;
-
-struct Committed<'a>(&'a Store);
-
-impl StateSource for Committed<'_> {
-    type Error = StoreError;
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get_latest(key)
-    }
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        self.0.scan_prefix_latest(prefix)
-    }
-}
 
 fn dir_bytes(path: &Path) -> u64 {
     std::fs::read_dir(path)
@@ -81,7 +70,7 @@ fn build(dir: &Path, accounts: u64) {
     }
     // One block that prices every market computes and stores every account's risk, as a
     // running chain would have.
-    let mut engine = Engine::load(&Committed(&store)).unwrap();
+    let mut engine = Engine::load(&StoreSource(&store)).unwrap();
     engine
         .begin_block(fixture::header(engine.height() + 1), &fixture::prices(1001))
         .unwrap();
@@ -102,7 +91,7 @@ fn build(dir: &Path, accounts: u64) {
 fn load(dir: &Path) {
     let started = Instant::now();
     let store = Store::open(dir).unwrap();
-    let engine = Engine::load(&Committed(&store)).unwrap();
+    let engine = Engine::load(&StoreSource(&store)).unwrap();
     let load_ms = started.elapsed().as_millis();
     let (peak_kib, rss_kib) = memory_kib();
     println!(

@@ -114,29 +114,6 @@ impl Store {
         Ok(self.db.get_cf(cf(&self.db, CF_LATEST)?, key)?)
     }
 
-    /// All (key, value) pairs of the latest committed version whose key starts with `prefix`,
-    /// in key order.
-    pub fn scan_prefix_latest(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let mut opts = rocksdb::ReadOptions::default();
-        if let Some(end) = keys::prefix_successor(prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        let iter = self.db.iterator_cf_opt(
-            cf(&self.db, CF_LATEST)?,
-            opts,
-            IteratorMode::From(prefix, Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
-    }
-
     /// Pairs of the latest committed version with `start <= key < end`, in
     /// key order, at most `limit` of them.
     pub fn scan_range_latest(
