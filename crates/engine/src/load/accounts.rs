@@ -21,7 +21,7 @@ use std::sync::mpsc::{channel, Sender};
 use clearnode_num::Ratio;
 use clearnode_types::Address;
 
-use super::{decode, KeyRange, LoadError, PairCursor, StateSource};
+use super::{KeyRange, LoadError, PairCursor, StateSource};
 use crate::aggregates::{apply_contribution, Contributions, Direction};
 use crate::codec::{self, DecodeError};
 use crate::keys;
@@ -153,7 +153,7 @@ fn merge_accounts<S: StateSource>(
         range(keys::ACCOUNT_PREFIX),
         "account",
         true,
-        |value| Ok(codec::account_from_pb(decode("account", value)?)?),
+        |value| Ok(codec::account_from_bytes(value)?),
     )?;
     let mut positions = Records::open(
         source,
@@ -161,13 +161,12 @@ fn merge_accounts<S: StateSource>(
         "position",
         false,
         |value| {
-            let (address, market, venue, position) =
-                codec::position_from_pb(decode("position", value)?)?;
+            let (address, market, venue, position) = codec::position_from_bytes(value)?;
             Ok((address, ((market, venue), position)))
         },
     )?;
     let mut risks = Records::open(source, range(keys::RISK_PREFIX), "risk", true, |value| {
-        Ok(codec::risk_from_pb(decode("risk", value)?)?)
+        Ok(codec::risk_from_bytes(value)?)
     })?;
     let mut chunk = Vec::with_capacity(ACCOUNTS_PER_CHUNK);
     loop {
