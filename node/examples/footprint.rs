@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example footprint -- build <dir> <accounts>`
 //! `cargo run --release --example footprint -- load <dir>`
+//! `cargo run --release --example footprint -- latest-only <dir> <into>`
 //! (bench/footprint.sh runs both and writes bench/results/footprint.json.)
 
 // A measuring tool outside consensus: it reads the clock and unwraps on setup.
@@ -91,14 +92,44 @@ fn build(dir: &Path, accounts: u64) {
 fn load(dir: &Path) {
     let started = Instant::now();
     let store = Store::open(dir).unwrap();
+    // `clearnode start` serves gRPC reads of committed state from here on.
+    let open_ms = started.elapsed().as_millis();
     let engine = Engine::load(&StoreSource(&store)).unwrap();
+    // And takes part in consensus from here on.
     let load_ms = started.elapsed().as_millis();
     let (peak_kib, rss_kib) = memory_kib();
+    let tables: Vec<String> = store
+        .table_bytes_by_column_family()
+        .unwrap()
+        .iter()
+        .map(|(name, bytes)| format!("\"{name}\": {bytes}"))
+        .collect();
     println!(
-        "{{\"accounts\": {}, \"open_and_load_ms\": {load_ms}, \"rss_bytes\": {}, \"peak_rss_bytes\": {}}}",
+        "{{\"accounts\": {}, \"open_ms\": {open_ms}, \"open_and_load_ms\": {load_ms}, \"rss_bytes\": {}, \"peak_rss_bytes\": {}, \"table_bytes\": {{{}}}}}",
         engine.state().accounts.len(),
         rss_kib * 1024,
-        peak_kib * 1024
+        peak_kib * 1024,
+        tables.join(", ")
+    );
+}
+
+/// The latest version alone, as a store restored from a snapshot holds it (what pruning every
+/// older version would leave): its disk bytes. Builds the whole tree in one batch, so it needs
+/// several GB of memory per million accounts.
+fn latest_only(dir: &Path, into: &Path) {
+    let store = Store::open(dir).unwrap();
+    let latest = store.latest().unwrap().unwrap();
+    let pairs = store.export(latest.version).unwrap();
+    let keys = pairs.len();
+    drop(store);
+    let restored = Store::open(into).unwrap();
+    restored
+        .restore(latest.version, pairs, latest.root_hash)
+        .unwrap();
+    drop(restored);
+    println!(
+        "{{\"keys\": {keys}, \"latest_only_disk_bytes\": {}}}",
+        dir_bytes(into)
     );
 }
 
@@ -109,8 +140,13 @@ fn main() {
             build(Path::new(dir), accounts.parse().unwrap())
         }
         (Some("load"), Some(dir), None) => load(Path::new(dir)),
+        (Some("latest-only"), Some(dir), Some(into)) => {
+            latest_only(Path::new(dir), Path::new(into))
+        }
         _ => {
-            eprintln!("usage: footprint build <dir> <accounts> | footprint load <dir>");
+            eprintln!(
+                "usage: footprint build <dir> <accounts> | footprint load <dir> | footprint latest-only <dir> <into>"
+            );
             std::process::exit(2);
         }
     }

@@ -114,6 +114,21 @@ impl Store {
         Ok(self.db.get_cf(cf(&self.db, CF_LATEST)?, key)?)
     }
 
+    /// The bytes of each column family's table files on disk (what flushed so far), by name:
+    /// where a store's disk goes (the tree's nodes and values of every version, the flat latest
+    /// map, the key preimages).
+    pub fn table_bytes_by_column_family(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        ALL_CFS
+            .iter()
+            .map(|name| {
+                let bytes = self
+                    .db
+                    .property_int_value_cf(cf(&self.db, name)?, "rocksdb.total-sst-files-size")?;
+                Ok((*name, bytes.unwrap_or(0)))
+            })
+            .collect()
+    }
+
     /// Pairs of the latest committed version with `start <= key < end`, in
     /// key order, at most `limit` of them.
     pub fn scan_range_latest(

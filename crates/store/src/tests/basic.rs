@@ -360,3 +360,15 @@ fn ranges_of_a_prefix_split_it_without_gaps_or_overlaps() {
     assert_eq!(read(b"8", None), ["pos/8", "pos/80", "pos/ff"]);
     assert_eq!(read(b"8", Some(b"9")), ["pos/8", "pos/80"]);
 }
+
+#[test]
+fn table_bytes_are_reported_for_every_column_family() {
+    let (_dir, store) = fresh();
+    apply(&store, vec![set("a", "1")]);
+    let sizes = store.table_bytes_by_column_family().unwrap();
+    let names: Vec<&str> = sizes.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        ["jmt_nodes", "jmt_values", "preimages", "latest", "meta"]
+    );
+}
