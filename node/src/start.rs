@@ -1,16 +1,10 @@
 //! `clearnode start`: the node's processes and their lifecycle.
 //!
-//! Order matters: the store opens first (one process per home), then gRPC,
-//! metrics and the dashboard bind (a port in use fails before a long load). gRPC
-//! and the dashboard, which read committed state from the store only, serve
-//! from then on, while the engine is rebuilt from that same state (seconds
-//! for a million accounts): nothing can commit before the engine is loaded,
-//! so what they read is the state the engine will continue from. Then the
-//! ABCI server and metrics serve, and only then is CometBFT started, so it
-//! finds the app listening; submissions are refused until it runs. On
-//! SIGINT/SIGTERM, gRPC stops taking requests and CometBFT gets SIGTERM;
-//! committed state is always whole, because every block is one atomic
-//! RocksDB write.
+//! Order matters: the store opens first (one process per home), then the
+//! ABCI server binds, gRPC, metrics and the dashboard bind, and only then is CometBFT
+//! started, so it finds the app listening. On SIGINT/SIGTERM, gRPC stops
+//! taking requests and CometBFT gets SIGTERM; committed state is always
+//! whole, because every block is one atomic RocksDB write.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -91,6 +85,43 @@ pub async fn run_node(
             db_path.display()
         )
     })?;
+    let app = ClearnodeApp::new(
+        store.clone(),
+        AppInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+    )
+    .context("loading committed state")?;
+    let oracle = crate::feed::OracleConfig::load(home)?;
+    let quotes = crate::feed::quote_source(
+        &oracle,
+        &home.join(&config.cometbft_home),
+        &tokio::runtime::Handle::current(),
+    )?;
+    let app = app.with_quotes(quotes).with_snapshots(SnapshotConfig {
+        dir: home.join(crate::config::SNAPSHOT_DIR),
+        interval: config.snapshot_interval,
+        keep: config.snapshot_keep,
+    });
+    let app_metrics = app.metrics();
+
+    let abci = tendermint_abci::ServerBuilder::new(ABCI_READ_BUFFER_BYTES)
+        .bind(config.abci_addr.as_str(), app)
+        .map_err(|e| {
+            anyhow!(
+                "ABCI server cannot listen on {}: {e} (is the port in use?)",
+                config.abci_addr
+            )
+        })?;
+    std::thread::Builder::new()
+        .name("abci".into())
+        .spawn(move || {
+            if let Err(e) = abci.listen() {
+                tracing::error!("ABCI server stopped: {e}");
+                std::process::exit(1);
+            }
+        })?;
+
     let grpc_listener = bind("gRPC", &config.grpc_addr).await?;
     let metrics_listener = bind("metrics", &config.metrics_addr).await?;
     let dashboard_listener = match config.dashboard_addr.as_str() {
@@ -122,48 +153,11 @@ pub async fn run_node(
     let grpc = tokio::spawn(clearnode_grpc::serve(
         grpc_listener,
         grpc_config,
-        store.clone(),
+        store,
         async move {
             let _ = grpc_shutdown.changed().await;
         },
     ));
-
-    let info = AppInfo {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let app = tokio::task::spawn_blocking(move || ClearnodeApp::new(store, info))
-        .await
-        .context("loading committed state")?
-        .context("loading committed state")?;
-    let oracle = crate::feed::OracleConfig::load(home)?;
-    let quotes = crate::feed::quote_source(
-        &oracle,
-        &home.join(&config.cometbft_home),
-        &tokio::runtime::Handle::current(),
-    )?;
-    let app = app.with_quotes(quotes).with_snapshots(SnapshotConfig {
-        dir: home.join(crate::config::SNAPSHOT_DIR),
-        interval: config.snapshot_interval,
-        keep: config.snapshot_keep,
-    });
-    let app_metrics = app.metrics();
-
-    let abci = tendermint_abci::ServerBuilder::new(ABCI_READ_BUFFER_BYTES)
-        .bind(config.abci_addr.as_str(), app)
-        .map_err(|e| {
-            anyhow!(
-                "ABCI server cannot listen on {}: {e} (is the port in use?)",
-                config.abci_addr
-            )
-        })?;
-    std::thread::Builder::new()
-        .name("abci".into())
-        .spawn(move || {
-            if let Err(e) = abci.listen() {
-                tracing::error!("ABCI server stopped: {e}");
-                std::process::exit(1);
-            }
-        })?;
     tokio::spawn(metrics::serve(metrics_listener, app_metrics));
 
     let mut cometbft_task = if supervise_cometbft {
