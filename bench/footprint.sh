@@ -4,9 +4,10 @@
 #      fixture: 3 venues, 5 markets, a position per market) built into a real
 #      RocksDB store: disk bytes per account;
 #   2. a fresh process opening that store and loading the engine, as
-#      `clearnode start` does on restart: time to open (gRPC reads are served
-#      from then on) and to load (consensus from then on), resident memory,
-#      table bytes per column family;
+#      `clearnode start` does on restart: time to open the store (what
+#      serving reads alone would need) and to open and load the engine (when
+#      the node serves and starts CometBFT), resident memory, table bytes per
+#      column family;
 #   3. with LATEST_ONLY=1, the latest version alone restored into a fresh
 #      store (what pruning every older version would leave; needs several GB
 #      of memory per million accounts);

@@ -100,10 +100,11 @@ fn build(dir: &Path, accounts: u64) {
 fn load(dir: &Path) {
     let started = Instant::now();
     let store = Store::open(dir).unwrap();
-    // `clearnode start` serves gRPC reads of committed state from here on.
+    // The store alone: reads of committed state need no more (gRPC could serve them from
+    // here; `clearnode start` serves after the load, when it can take submissions too).
     let open_ms = started.elapsed().as_millis();
     let engine = Engine::load(&StoreSource(&store)).unwrap();
-    // And takes part in consensus from here on.
+    // `clearnode start` serves gRPC and starts CometBFT from here on.
     let load_ms = started.elapsed().as_millis();
     let (peak_kib, rss_kib) = memory_kib();
     let tables: Vec<String> = store
