@@ -15,6 +15,12 @@ use crate::{proof, Committed, KeyValue, StoreError, EMPTY_ROOT_HASH};
 /// RocksDB's limit on open table files (the OS limit is typically 1024).
 const MAX_OPEN_FILES: i32 = 512;
 
+/// Most write-ahead log kept alive. `meta` takes a few bytes every commit and so never fills
+/// its memtable: without a bound, it pins every log since its last flush (gigabytes on a
+/// large state) and a restart replays them all before it can serve. Past this, RocksDB flushes
+/// the column families that hold the oldest log.
+const MAX_TOTAL_WAL_BYTES: u64 = 128 * 1024 * 1024;
+
 /// Versioned key-value state under a Jellyfish Merkle tree commitment, on RocksDB.
 ///
 /// Cheap to clone (all clones share one database); safe to use from many threads: reads see
@@ -40,6 +46,7 @@ fn db_options() -> Options {
     opts.create_if_missing(true);
     opts.set_max_open_files(MAX_OPEN_FILES);
     opts.set_compression_type(DBCompressionType::Lz4);
+    opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     opts
 }
 
