@@ -372,3 +372,15 @@ fn table_bytes_are_reported_for_every_column_family() {
         ["jmt_nodes", "jmt_values", "preimages", "latest", "meta"]
     );
 }
+
+#[test]
+fn a_flushed_store_reopens_with_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let committed = apply(&store, vec![set("a", "1"), set("b", "2")]);
+    store.flush().unwrap();
+    drop(store);
+    let reopened = Store::open(dir.path()).unwrap();
+    assert_eq!(reopened.latest().unwrap(), Some(committed));
+    assert_eq!(reopened.get_latest(b"b").unwrap(), Some(b"2".to_vec()));
+}
