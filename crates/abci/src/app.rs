@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use clearnode_engine::{BlockHeader, Engine, StateSource};
-use clearnode_store::{PreparedCommit, Store, StoreError};
+use clearnode_engine::{BlockHeader, Engine, KeyRange, LoadError, PairCursor, StateSource};
+use clearnode_store::{PrefixCursor, PreparedCommit, Store, StoreError};
 use clearnode_types::genesis::Genesis;
 use clearnode_types::tx::verify_tx_shared;
 use clearnode_types::{Address, TxCode};
@@ -85,7 +85,8 @@ pub(crate) fn fatal(what: impl std::fmt::Display) -> ! {
     panic!("fatal: {what}")
 }
 
-pub(crate) struct StoreSource<'a>(pub(crate) &'a Store);
+/// The latest committed state of a store, as the engine loads it.
+pub struct StoreSource<'a>(pub &'a Store);
 
 impl StateSource for StoreSource<'_> {
     type Error = StoreError;
@@ -95,6 +96,26 @@ impl StateSource for StoreSource<'_> {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<clearnode_engine::KeyValue>, StoreError> {
         self.0.scan_prefix_latest(prefix)
     }
+    fn cursor<'a>(&'a self, range: KeyRange<'_>) -> Result<Box<dyn PairCursor + 'a>, LoadError> {
+        let cursor = self
+            .0
+            .cursor_latest(range.prefix, range.from, range.to)
+            .map_err(source_error)?;
+        Ok(Box::new(StoreCursor(cursor)))
+    }
+}
+
+/// Streams a prefix from RocksDB, so loading never holds a whole prefix.
+struct StoreCursor<'a>(PrefixCursor<'a>);
+
+impl PairCursor for StoreCursor<'_> {
+    fn next_pair(&mut self) -> Result<Option<clearnode_engine::PairRef<'_>>, LoadError> {
+        self.0.next_pair().map_err(source_error)
+    }
+}
+
+fn source_error(e: StoreError) -> LoadError {
+    LoadError::Source(e.to_string())
 }
 
 /// Why the application could not start.
@@ -105,7 +126,7 @@ pub enum StartError {
     Store(#[from] StoreError),
     /// The committed state does not load.
     #[error("loading committed state: {0}")]
-    Load(#[from] clearnode_engine::LoadError),
+    Load(#[from] LoadError),
 }
 
 impl ClearnodeApp {

@@ -27,7 +27,7 @@ mod snapshot;
 mod snapshot_files;
 mod state_sync;
 
-pub use app::{AppInfo, ClearnodeApp, StartError};
+pub use app::{AppInfo, ClearnodeApp, StartError, StoreSource};
 pub use metrics::AppMetrics;
 pub use oracle::QuoteSource;
 pub use query::{PROOF_OP_TYPE, QUERY_PATH_APP_HASH, QUERY_PATH_STORE};

@@ -2,12 +2,17 @@
 //! (`clearnode.state.v1`). Decimal values are stored as exact decimal
 //! strings, so an auditor decodes a proven value without our code.
 
-use clearnode_num::{Money, Price, Quantity, Ratio};
+use clearnode_num::{Money, Quantity, Ratio};
 use clearnode_proto::state::v1 as pb;
 use clearnode_types::{Address, AssetId, MarketId, VenueId};
 
+mod records;
+
+pub use records::{account_from_bytes, position_from_bytes, risk_from_bytes};
+use records::{AccountView, PositionView, RiskView};
+
 use crate::margin::regime::{size_tiers, volatility_ppm, MarketMargin};
-use crate::margin::{Exposure, Health, Risk};
+use crate::margin::{Health, Risk};
 use crate::state::{
     Account, Asset, ChainInfo, ConsensusValidator, InsuranceFund, Ledger, LiquidationOrder,
     LiquidationParams, Market, MarketTotals, OrderKey, Params, Position, SystemTotals, Venue,
@@ -390,30 +395,7 @@ pub fn account_to_pb(address: &Address, account: &Account) -> pb::Account {
 
 /// Decodes an account record (positions and risk are stored apart).
 pub fn account_from_pb(value: pb::Account) -> Result<(Address, Account), DecodeError> {
-    let address = Address::from_slice(&value.address).ok_or_else(|| bad("account", "address"))?;
-    let mut account = Account {
-        settled_pnl: parse("account", &value.settled_pnl)?,
-        liquidator: value.liquidator,
-        liquidating_since: value.liquidating_since,
-        ..Account::default()
-    };
-    if !value.isolated_owner.is_empty() {
-        let owner = Address::from_slice(&value.isolated_owner)
-            .ok_or_else(|| bad("account", "isolated owner"))?;
-        account.isolated = Some((owner, parse("account", &value.isolated_market)?));
-    }
-    for entry in value.collateral {
-        let asset: AssetId = parse("account", &entry.asset)?;
-        account
-            .collateral
-            .insert(asset, parse("account", &entry.amount)?);
-    }
-    for venue in value.authorized_venues {
-        account
-            .authorized_venues
-            .insert(parse::<VenueId>("account", &venue)?);
-    }
-    Ok((address, account))
+    AccountView::of_pb(&value).decode()
 }
 
 /// Encodes a position.
@@ -437,17 +419,7 @@ pub fn position_to_pb(
 pub fn position_from_pb(
     value: pb::Position,
 ) -> Result<(Address, MarketId, VenueId, Position), DecodeError> {
-    let address = Address::from_slice(&value.account).ok_or_else(|| bad("position", "address"))?;
-    Ok((
-        address,
-        parse("position", &value.market)?,
-        parse("position", &value.venue)?,
-        Position {
-            size: parse("position", &value.size)?,
-            entry_price: parse::<Price>("position", &value.entry_price)?,
-            updated_height: value.updated_height,
-        },
-    ))
+    PositionView::of_pb(&value).decode()
 }
 
 /// The stored health enum.
@@ -504,36 +476,7 @@ pub fn risk_to_pb(address: &Address, risk: &Risk) -> Result<pb::AccountRisk, Dec
 
 /// Decodes an account's risk.
 pub fn risk_from_pb(value: pb::AccountRisk) -> Result<(Address, Risk), DecodeError> {
-    let address = Address::from_slice(&value.account).ok_or_else(|| bad("risk", "address"))?;
-    let mut exposures = Vec::with_capacity(value.exposures.len());
-    for e in value.exposures {
-        exposures.push(Exposure {
-            market: parse("risk", &e.market)?,
-            net_size: parse("risk", &e.net_size)?,
-            gross_size: parse("risk", &e.gross_size)?,
-            net_notional: parse("risk", &e.net_notional)?,
-            unrealized_pnl: parse("risk", &e.unrealized_pnl)?,
-            initial: parse("risk", &e.initial_requirement)?,
-            maintenance: parse("risk", &e.maintenance_requirement)?,
-        });
-    }
-    let net_notional =
-        Money::checked_sum(exposures.iter().map(|e| e.net_notional)).map_err(|e| bad("risk", e))?;
-    Ok((
-        address,
-        Risk {
-            collateral_value: parse("risk", &value.collateral_value)?,
-            unrealized_pnl: parse("risk", &value.unrealized_pnl)?,
-            equity: parse("risk", &value.equity)?,
-            initial: parse("risk", &value.initial_requirement)?,
-            maintenance: parse("risk", &value.maintenance_requirement)?,
-            health: health_from_pb(value.health)?,
-            net_notional,
-            leverage: parse("risk", &value.leverage)?,
-            exposures,
-            computed_height: value.computed_height,
-        },
-    ))
+    RiskView::of_pb(&value).decode()
 }
 
 /// Encodes a market's aggregate at its current price.

@@ -37,7 +37,7 @@ pub mod testkit;
 
 pub use backstop::BACKSTOP;
 pub use block::{BlockHeader, BlockOutput, Engine, Event, TxOutcome, Write};
-pub use load::{KeyValue, LoadError, StateSource};
+pub use load::{KeyRange, KeyValue, LoadError, PairCursor, PairRef, StateSource};
 pub use prices::{OracleRound, PriceTarget, PriceUpdate};
 
 /// Fatal engine errors. A rejected transaction is not an error: it is a

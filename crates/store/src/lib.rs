@@ -8,7 +8,7 @@
 //! The ABCI app calls [`Store::prepare`] in `FinalizeBlock` (computes the new root, writes
 //! nothing) and [`Store::commit`] in `Commit` (persists the version in one synced RocksDB write
 //! batch). Queries ([`Store::get`], [`Store::get_latest`], [`Store::scan_prefix_latest`],
-//! [`Store::get_with_proof`]) run from other threads, concurrently with prepare/commit, and only
+//! [`Store::cursor_prefix_latest`], [`Store::get_with_proof`]) run from other threads, concurrently with prepare/commit, and only
 //! ever see committed versions.
 //!
 //! ## Invariants
@@ -65,6 +65,7 @@ pub mod proof;
 mod proof_bytes;
 pub use proof_bytes::{decode_proof, encode_proof};
 mod reader;
+mod scan;
 mod snapshot;
 mod store;
 
@@ -74,6 +75,7 @@ mod tests;
 pub use commit::PreparedCommit;
 pub use error::StoreError;
 pub use proof::{proof_spec, verify_membership, verify_non_membership};
+pub use scan::{PairRef, PrefixCursor};
 pub use store::Store;
 
 /// One write of a block: `(key, Some(value))` sets the key, `(key, None)` deletes it.

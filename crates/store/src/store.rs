@@ -15,6 +15,12 @@ use crate::{proof, Committed, KeyValue, StoreError, EMPTY_ROOT_HASH};
 /// RocksDB's limit on open table files (the OS limit is typically 1024).
 const MAX_OPEN_FILES: i32 = 512;
 
+/// Most write-ahead log kept alive. `meta` takes a few bytes every commit and so never fills
+/// its memtable: without a bound, it pins every log since its last flush (gigabytes on a
+/// large state) and a restart replays them all before it can serve. Past this, RocksDB flushes
+/// the column families that hold the oldest log.
+const MAX_TOTAL_WAL_BYTES: u64 = 128 * 1024 * 1024;
+
 /// Versioned key-value state under a Jellyfish Merkle tree commitment, on RocksDB.
 ///
 /// Cheap to clone (all clones share one database); safe to use from many threads: reads see
@@ -40,6 +46,7 @@ fn db_options() -> Options {
     opts.create_if_missing(true);
     opts.set_max_open_files(MAX_OPEN_FILES);
     opts.set_compression_type(DBCompressionType::Lz4);
+    opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     opts
 }
 
@@ -114,27 +121,29 @@ impl Store {
         Ok(self.db.get_cf(cf(&self.db, CF_LATEST)?, key)?)
     }
 
-    /// All (key, value) pairs of the latest committed version whose key starts with `prefix`,
-    /// in key order.
-    pub fn scan_prefix_latest(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let mut opts = rocksdb::ReadOptions::default();
-        if let Some(end) = keys::prefix_successor(prefix) {
-            opts.set_iterate_upper_bound(end);
+    /// Writes every memtable to table files, so that the next open has no write-ahead log to
+    /// replay (on a large state, a commit's batch alone is hundreds of megabytes). For a clean
+    /// shutdown; committed state is durable without it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(cf(&self.db, name)?)?;
         }
-        let iter = self.db.iterator_cf_opt(
-            cf(&self.db, CF_LATEST)?,
-            opts,
-            IteratorMode::From(prefix, Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The bytes of each column family's table files on disk (what flushed so far), by name:
+    /// where a store's disk goes (the tree's nodes and values of every version, the flat latest
+    /// map, the key preimages).
+    pub fn table_bytes_by_column_family(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        ALL_CFS
+            .iter()
+            .map(|name| {
+                let bytes = self
+                    .db
+                    .property_int_value_cf(cf(&self.db, name)?, "rocksdb.total-sst-files-size")?;
+                Ok((*name, bytes.unwrap_or(0)))
+            })
+            .collect()
     }
 
     /// Pairs of the latest committed version with `start <= key < end`, in

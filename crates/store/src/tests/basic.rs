@@ -295,3 +295,92 @@ fn reads_run_concurrently_with_commits() {
     }
     handle.join().unwrap();
 }
+
+#[test]
+fn a_prefix_cursor_streams_what_the_scan_returns_from_one_view() {
+    let (_dir, store) = fresh();
+    let ff = (vec![0xff, 0xff, 1], Some(b"f".to_vec()));
+    apply(
+        &store,
+        vec![
+            set("pos/a/1", "p1"),
+            set("pos/a/2", "p2"),
+            set("pos/b/1", "p3"),
+            set("pos", "bare"),
+            set("pos0", "after"),
+            set("acct/a", "a"),
+            ff,
+        ],
+    );
+    for prefix in [&b"pos/"[..], b"pos", b"", &[0xff], b"pos/a/", b"zzz"] {
+        let mut cursor = store.cursor_prefix_latest(prefix).unwrap();
+        let mut streamed = Vec::new();
+        while let Some((key, value)) = cursor.next_pair().unwrap() {
+            streamed.push((key.to_vec(), value.to_vec()));
+        }
+        assert_eq!(streamed, store.scan_prefix_latest(prefix).unwrap());
+        assert!(cursor.next_pair().unwrap().is_none(), "stays exhausted");
+    }
+    // A commit landing while a cursor is open is not seen by it.
+    let mut cursor = store.cursor_prefix_latest(b"pos/").unwrap();
+    let first = cursor.next_pair().unwrap().map(|(k, _)| k.to_vec());
+    assert_eq!(first, Some(b"pos/a/1".to_vec()));
+    apply(&store, vec![del("pos/a/2"), set("pos/c/1", "p4")]);
+    let mut rest = Vec::new();
+    while let Some((key, _)) = cursor.next_pair().unwrap() {
+        rest.push(key.to_vec());
+    }
+    assert_eq!(rest, vec![b"pos/a/2".to_vec(), b"pos/b/1".to_vec()]);
+}
+
+#[test]
+fn ranges_of_a_prefix_split_it_without_gaps_or_overlaps() {
+    let (_dir, store) = fresh();
+    apply(
+        &store,
+        vec![
+            set("pos/0a", "1"),
+            set("pos/7f", "2"),
+            set("pos/8", "3"),
+            set("pos/80", "4"),
+            set("pos/ff", "5"),
+            set("pos/", "6"),
+            set("pos0", "outside"),
+        ],
+    );
+    let read = |from: &[u8], to: Option<&[u8]>| {
+        let mut cursor = store.cursor_latest(b"pos/", from, to).unwrap();
+        let mut keys = Vec::new();
+        while let Some((key, _)) = cursor.next_pair().unwrap() {
+            keys.push(String::from_utf8(key.to_vec()).unwrap());
+        }
+        keys
+    };
+    assert_eq!(read(b"", Some(b"8")), ["pos/", "pos/0a", "pos/7f"]);
+    assert_eq!(read(b"8", None), ["pos/8", "pos/80", "pos/ff"]);
+    assert_eq!(read(b"8", Some(b"9")), ["pos/8", "pos/80"]);
+}
+
+#[test]
+fn table_bytes_are_reported_for_every_column_family() {
+    let (_dir, store) = fresh();
+    apply(&store, vec![set("a", "1")]);
+    let sizes = store.table_bytes_by_column_family().unwrap();
+    let names: Vec<&str> = sizes.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        ["jmt_nodes", "jmt_values", "preimages", "latest", "meta"]
+    );
+}
+
+#[test]
+fn a_flushed_store_reopens_with_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let committed = apply(&store, vec![set("a", "1"), set("b", "2")]);
+    store.flush().unwrap();
+    drop(store);
+    let reopened = Store::open(dir.path()).unwrap();
+    assert_eq!(reopened.latest().unwrap(), Some(committed));
+    assert_eq!(reopened.get_latest(b"b").unwrap(), Some(b"2".to_vec()));
+}
