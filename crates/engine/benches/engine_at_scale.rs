@@ -11,7 +11,9 @@
 //!
 //! Run: `CLEARNODE_BENCH_ACCOUNTS=1000000 cargo bench -p clearnode-engine
 //! --features testkit --bench engine_at_scale` (default 10,000 accounts,
-//! so an accidental run is short). Never run by `cargo test`.
+//! so an accidental run is short). Never run by `cargo test`. With
+//! `CLEARNODE_BENCH_CPU_TIME=1` blocks are timed in the thread's CPU time
+//! instead of the wall clock (A/B comparisons on a shared machine).
 
 // A benchmark: unwrap on setup is fine; the clock is for the printed ladder times.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
@@ -32,17 +34,49 @@ use fixture::{
 /// Ladder blocks timed after the crash.
 const LADDER_BLOCKS: u64 = 10;
 
+/// This thread's CPU time (Linux), which other load on a shared machine
+/// does not inflate as it does the wall clock.
+fn thread_cpu_time() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    let nanos = text.split_whitespace().next().unwrap().parse().unwrap();
+    Duration::from_nanos(nanos)
+}
+
+/// A timer: the wall clock, or the thread's CPU time when
+/// `CLEARNODE_BENCH_CPU_TIME=1` (A/B runs on a busy machine).
+enum Timer {
+    Wall(Instant),
+    Cpu(Duration),
+}
+
+impl Timer {
+    fn start() -> Self {
+        if std::env::var("CLEARNODE_BENCH_CPU_TIME").is_ok_and(|v| v == "1") {
+            Timer::Cpu(thread_cpu_time())
+        } else {
+            Timer::Wall(Instant::now())
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self {
+            Timer::Wall(started) => started.elapsed(),
+            Timer::Cpu(started) => thread_cpu_time().saturating_sub(*started),
+        }
+    }
+}
+
 /// One block: prices, transactions, end; returns the engine time.
 fn block(engine: &mut Engine, prices: &[PriceUpdate], txs: &[Vec<u8>]) -> Duration {
     let height = engine.height() + 1;
-    let started = Instant::now();
+    let timer = Timer::start();
     engine.begin_block(header(height), prices).unwrap();
     for tx in txs {
         let outcome = engine.deliver_tx(tx).unwrap();
         assert_eq!(outcome.code, clearnode_types::TxCode::Ok, "{}", outcome.log);
     }
     black_box(engine.end_block().unwrap());
-    started.elapsed()
+    timer.elapsed()
 }
 
 /// The engine loaded from `source`, with every account's risk computed
