@@ -167,7 +167,8 @@ impl Engine {
         let deadline_blocks = u64::from(self.state.params.liquidation.deadline_blocks);
         // Who may be due: accounts with orders (their deadline), accounts
         // the risk index last saw bankrupt, and accounts this block touched
-        // (the index leaves them out until the end of the block).
+        // (the index has them as of their first touch until the end of the
+        // block).
         let mut maybe: BTreeSet<Address> = self
             .state
             .liquidation_orders

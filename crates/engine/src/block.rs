@@ -10,7 +10,7 @@ use clearnode_types::tx::{verify_tx, VerifiedTx};
 use clearnode_types::{Address, AssetId, MarketId, TxCode, TxRejection, VenueId};
 use prost::Message;
 
-use crate::aggregates::{apply_contribution, Contributions, Direction};
+use crate::aggregates::{replace_contribution, Contribution, Contributions, PositionKeys};
 use crate::prices::{OracleRound, PriceUpdate};
 use crate::state::{Account, State};
 use crate::{codec, invariant, keys, margin, EngineError};
@@ -76,8 +76,11 @@ pub struct BlockOutput {
 #[derive(Debug, Default)]
 pub(crate) struct BlockContext {
     pub(crate) header: BlockHeader,
-    /// Touched accounts with what they held before the block (conservation checks).
+    /// Touched accounts with what they held before the block (conservation
+    /// checks, their contribution to the totals).
     pub(crate) touched: BTreeMap<Address, Before>,
+    /// The positions the touched accounts held, numbered.
+    pub(crate) position_keys: PositionKeys,
     /// The insurance fund and the venues' settlement total before the block.
     pub(crate) settlement_before: Money,
     /// Liquidation orders posted, changed or removed.
@@ -124,6 +127,8 @@ pub(crate) struct Before {
     pub(crate) collateral: BTreeMap<AssetId, Quantity>,
     pub(crate) settled_pnl: Money,
     pub(crate) health: crate::margin::Health,
+    /// Its contribution to the totals and indexes (still in them).
+    pub(crate) contribution: Contribution,
 }
 
 /// The deterministic state machine.
@@ -316,8 +321,8 @@ impl Engine {
             .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))
     }
 
-    /// The account, created if new; the first touch in a block takes its
-    /// contribution out of the running totals.
+    /// The account, created if new; the first touch in a block remembers
+    /// its contribution to the running totals (replaced at the block's end).
     pub(crate) fn touch_account(&mut self, address: Address) -> Result<&mut Account, TxRejection> {
         let state = &mut self.state;
         let block = self
@@ -327,19 +332,16 @@ impl Engine {
         if !block.touched.contains_key(&address) {
             let before = match state.accounts.get(&address) {
                 Some(account) => {
-                    let into = Contributions {
-                        markets: &mut state.market_totals,
-                        system: &mut state.system,
-                        indexes: &mut state.indexes,
-                        stress_move: state.breakers.system.params.coverage_stress_move,
-                    };
-                    let markets = apply_contribution(into, address, account, Direction::Remove)
-                        .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
-                    block.dirty_markets.extend(markets);
+                    let stress_move = state.breakers.system.params.coverage_stress_move;
+                    let contribution =
+                        Contribution::of(&mut block.position_keys, address, account, stress_move)
+                            .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
+                    mark_markets(&mut block.dirty_markets, account);
                     Before {
                         collateral: account.collateral.clone(),
                         settled_pnl: account.settled_pnl,
                         health: account.risk.health,
+                        contribution,
                     }
                 }
                 None => Before::default(),
@@ -363,7 +365,7 @@ impl Engine {
         let mut writes: Vec<Write> = Vec::new();
         let mut dirty_markets = block.dirty_markets.clone();
         self.check_conservation(&block)?;
-        for address in block.touched.keys() {
+        for (address, before) in &block.touched {
             let state = &mut self.state;
             let account = state
                 .accounts
@@ -377,9 +379,10 @@ impl Engine {
                 indexes: &mut state.indexes,
                 stress_move: state.breakers.system.params.coverage_stress_move,
             };
-            let markets = apply_contribution(into, *address, account, Direction::Add)
+            let before = (&before.contribution, &before.collateral);
+            replace_contribution(into, &block.position_keys, *address, before, account)
                 .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
-            dirty_markets.extend(markets);
+            mark_markets(&mut dirty_markets, account);
         }
         // The breakers see the block's final aggregates.
         self.block = Some(block);
@@ -668,6 +671,15 @@ impl Engine {
             )));
         }
         Ok(())
+    }
+}
+
+/// Adds the markets an account holds to `markets`.
+fn mark_markets(markets: &mut BTreeSet<MarketId>, account: &Account) {
+    for (market, _) in account.positions.keys() {
+        if !markets.contains(market) {
+            markets.insert(market.clone());
+        }
     }
 }
 

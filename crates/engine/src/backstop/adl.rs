@@ -109,8 +109,10 @@ impl Engine {
         side: i128,
         bankrupt: Address,
     ) -> Result<Vec<(i128, Candidate)>, EngineError> {
-        // The holders index leaves out accounts this block touched (their
-        // contributions return at the end of the block): add those back.
+        // The holders index has the accounts this block touched as they
+        // were at their first touch (their contributions are replaced at the
+        // end of the block): add those that hold the market now (one that
+        // no longer does has no exposure in it below).
         let mut holders: BTreeSet<Address> = self
             .state
             .indexes
