@@ -188,7 +188,7 @@ pub(crate) struct RiskKeys {
 }
 
 impl RiskKeys {
-    fn of(
+    pub(crate) fn of(
         address: Address,
         account: &Account,
         stress_move: clearnode_num::Ratio,
@@ -396,8 +396,8 @@ pub(crate) fn apply_contribution(
     keys.apply(into.system, into.indexes, address, direction)
 }
 
-/// The (market, venue) pairs a block's touched accounts held when first
-/// touched, numbered, so that their snapshots hold numbers, not cloned ids.
+/// The (market, venue) pairs of the positions snapshotted in a block,
+/// numbered, so that the snapshots hold numbers, not cloned ids.
 #[derive(Debug, Default)]
 pub(crate) struct PositionKeys {
     numbers: BTreeMap<PositionKey, usize>,
@@ -414,57 +414,53 @@ impl PositionKeys {
         self.numbers.insert(key.clone(), number);
         number
     }
-}
 
-/// An account's contribution when a block first touched it: the running
-/// totals and indexes keep it until the end of the block, which replaces
-/// it with the account's contribution then, touching only what differs (a
-/// price move changes the risk keys; the positions' part stays).
-#[derive(Debug, Default)]
-pub(crate) struct Contribution {
-    /// (numbered (market, venue), size) per position, in position order.
-    positions: Vec<(usize, Quantity)>,
-    risk: RiskKeys,
-}
-
-impl Contribution {
-    /// The contribution of an account as it is now.
-    pub(crate) fn of(
-        numbers: &mut PositionKeys,
-        address: Address,
-        account: &Account,
-        stress_move: clearnode_num::Ratio,
-    ) -> Result<Self, NumError> {
-        Ok(Self {
-            positions: account
+    /// The account's positions now.
+    pub(crate) fn held(&mut self, account: &Account) -> PositionsHeld {
+        PositionsHeld(
+            account
                 .positions
                 .iter()
-                .map(|(key, position)| (numbers.number(key), position.size))
+                .map(|(key, position)| (self.number(key), position.size))
                 .collect(),
-            risk: RiskKeys::of(address, account, stress_move)?,
-        })
-    }
-
-    /// Whether `account` holds exactly these positions.
-    fn same_positions(&self, numbers: &PositionKeys, account: &Account) -> bool {
-        self.positions.len() == account.positions.len()
-            && self.positions.iter().zip(&account.positions).all(
-                |((number, size), (key, position))| {
-                    numbers.keys.get(*number) == Some(key) && *size == position.size
-                },
-            )
+        )
     }
 }
 
+/// An account's positions as (numbered (market, venue), size), in position
+/// order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct PositionsHeld(Vec<(usize, Quantity)>);
+
+impl PositionsHeld {
+    /// Whether `account` holds exactly these positions.
+    fn same_as(&self, numbers: &PositionKeys, account: &Account) -> bool {
+        self.0.len() == account.positions.len()
+            && self
+                .0
+                .iter()
+                .zip(&account.positions)
+                .all(|((number, size), (key, position))| {
+                    numbers.keys.get(*number) == Some(key) && *size == position.size
+                })
+    }
+}
+
+/// What an account held when its holdings were snapshotted in a block.
+pub(crate) type HoldingsBefore<'a> = (&'a PositionsHeld, &'a BTreeMap<AssetId, Quantity>);
+
 /// Replaces the contribution an account made when the block first touched
-/// it (`before`, with the collateral it held then) by its contribution now.
-/// The end state equals removing the old and adding the new; only the
-/// indexes and totals whose keys differ are touched.
+/// it by its contribution now: `risk_before` are its risk keys then, and
+/// `held_before` its positions and collateral then (`None`: they have not
+/// changed, only prices moved). The end state equals removing the old and
+/// adding the new; only the indexes and totals whose keys differ are
+/// touched.
 pub(crate) fn replace_contribution(
     into: Contributions<'_>,
     numbers: &PositionKeys,
     address: Address,
-    (before, collateral_before): (&Contribution, &BTreeMap<AssetId, Quantity>),
+    risk_before: &RiskKeys,
+    held_before: Option<HoldingsBefore<'_>>,
     account: &Account,
 ) -> Result<(), NumError> {
     let Contributions {
@@ -473,42 +469,27 @@ pub(crate) fn replace_contribution(
         indexes,
         stress_move,
     } = into;
-    let no_positions = std::iter::empty();
-    if !collateral_before.keys().eq(account.collateral.keys()) {
-        let old = collateral_before.keys();
-        apply_holdings(
-            markets,
-            indexes,
-            address,
-            old,
-            no_positions,
-            Direction::Remove,
-        )?;
-        let new = account.collateral.keys();
-        let no_positions = std::iter::empty();
-        apply_holdings(markets, indexes, address, new, no_positions, Direction::Add)?;
-    }
-    if !before.same_positions(numbers, account) {
-        let mut old = Vec::with_capacity(before.positions.len());
-        for (number, size) in &before.positions {
-            let (market, venue) = numbers.keys.get(*number).ok_or(NumError::Overflow)?;
-            old.push((market, venue, *size));
+    if let Some((positions_before, collateral_before)) = held_before {
+        if !collateral_before.keys().eq(account.collateral.keys()) {
+            let (old, new) = (collateral_before.keys(), account.collateral.keys());
+            let none = || std::iter::empty();
+            apply_holdings(markets, indexes, address, old, none(), Direction::Remove)?;
+            apply_holdings(markets, indexes, address, new, none(), Direction::Add)?;
         }
-        let no_assets = std::iter::empty();
-        apply_holdings(
-            markets,
-            indexes,
-            address,
-            no_assets,
-            old.into_iter(),
-            Direction::Remove,
-        )?;
-        let no_assets = std::iter::empty();
-        let new = positions_of(account);
-        apply_holdings(markets, indexes, address, no_assets, new, Direction::Add)?;
+        if !positions_before.same_as(numbers, account) {
+            let mut old = Vec::with_capacity(positions_before.0.len());
+            for (number, size) in &positions_before.0 {
+                let (market, venue) = numbers.keys.get(*number).ok_or(NumError::Overflow)?;
+                old.push((market, venue, *size));
+            }
+            let (old, new) = (old.into_iter(), positions_of(account));
+            let none = || std::iter::empty();
+            apply_holdings(markets, indexes, address, none(), old, Direction::Remove)?;
+            apply_holdings(markets, indexes, address, none(), new, Direction::Add)?;
+        }
     }
     let now = RiskKeys::of(address, account, stress_move)?;
-    RiskKeys::replace(&before.risk, &now, system, indexes, address)
+    RiskKeys::replace(risk_before, &now, system, indexes, address)
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use clearnode_types::tx::{verify_tx, VerifiedTx};
 use clearnode_types::{Address, AssetId, MarketId, TxCode, TxRejection, VenueId};
 use prost::Message;
 
-use crate::aggregates::{replace_contribution, Contribution, Contributions, PositionKeys};
+use crate::aggregates::{
+    replace_contribution, Contributions, PositionKeys, PositionsHeld, RiskKeys,
+};
 use crate::prices::{OracleRound, PriceUpdate};
 use crate::state::{Account, State};
 use crate::{codec, invariant, margin, EngineError};
@@ -124,11 +126,21 @@ pub(crate) struct BlockContext {
 /// What a touched account held before the block.
 #[derive(Debug, Default)]
 pub(crate) struct Before {
+    pub(crate) health: crate::margin::Health,
+    /// Where its risk sat in the indexes and totals (it still does).
+    pub(crate) risk_keys: RiskKeys,
+    /// Its holdings, snapshotted when something other than a price move
+    /// first touches it (`None`: only repriced, so its collateral, settled
+    /// PnL, positions and account record are as they were).
+    pub(crate) held: Option<Held>,
+}
+
+/// A touched account's holdings before the block.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
     pub(crate) collateral: BTreeMap<AssetId, Quantity>,
     pub(crate) settled_pnl: Money,
-    pub(crate) health: crate::margin::Health,
-    /// Its contribution to the totals and indexes (still in them).
-    pub(crate) contribution: Contribution,
+    pub(crate) positions: PositionsHeld,
 }
 
 /// The deterministic state machine.
@@ -321,34 +333,75 @@ impl Engine {
             .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))
     }
 
-    /// The account, created if new; the first touch in a block remembers
-    /// its contribution to the running totals (replaced at the block's end).
+    /// The account, created if new, to change: the first touch in a block
+    /// remembers its contribution to the running totals (replaced at the
+    /// block's end) and its holdings.
     pub(crate) fn touch_account(&mut self, address: Address) -> Result<&mut Account, TxRejection> {
         let state = &mut self.state;
         let block = self
             .block
             .as_mut()
             .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))?;
-        if !block.touched.contains_key(&address) {
-            let before = match state.accounts.get(&address) {
-                Some(account) => {
-                    let stress_move = state.breakers.system.params.coverage_stress_move;
-                    let contribution =
-                        Contribution::of(&mut block.position_keys, address, account, stress_move)
-                            .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
-                    mark_markets(&mut block.dirty_markets, account);
-                    Before {
-                        collateral: account.collateral.clone(),
-                        settled_pnl: account.settled_pnl,
-                        health: account.risk.health,
-                        contribution,
+        let account = state.accounts.get(&address);
+        let before = match block.touched.entry(address) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let before = match account {
+                    Some(account) => {
+                        mark_markets(&mut block.dirty_markets, account);
+                        let stress_move = state.breakers.system.params.coverage_stress_move;
+                        Before {
+                            health: account.risk.health,
+                            risk_keys: RiskKeys::of(address, account, stress_move).map_err(
+                                |e| TxRejection::new(TxCode::InvalidAmount, e.to_string()),
+                            )?,
+                            held: None,
+                        }
                     }
-                }
-                None => Before::default(),
-            };
-            block.touched.insert(address, before);
+                    None => Before::default(),
+                };
+                entry.insert(before)
+            }
+        };
+        // Only repriced so far (or new): nothing has changed it yet.
+        if before.held.is_none() {
+            before.held = Some(match account {
+                Some(account) => Held {
+                    collateral: account.collateral.clone(),
+                    settled_pnl: account.settled_pnl,
+                    positions: block.position_keys.held(account),
+                },
+                None => Held::default(),
+            });
         }
         Ok(state.accounts.entry(address).or_default())
+    }
+
+    /// Touches an account whose requirements moved (a price, a haircut, a
+    /// margin fraction): its risk is recomputed at the end of the block,
+    /// and its holdings are snapshotted only if something changes them.
+    pub(crate) fn reprice_account(&mut self, address: Address) -> Result<(), TxRejection> {
+        let state = &self.state;
+        let block = self
+            .block
+            .as_mut()
+            .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))?;
+        let std::collections::btree_map::Entry::Vacant(entry) = block.touched.entry(address) else {
+            return Ok(());
+        };
+        let Some(account) = state.accounts.get(&address) else {
+            // Not reached (indexes hold existing accounts): created as before.
+            return self.touch_account(address).map(|_| ());
+        };
+        mark_markets(&mut block.dirty_markets, account);
+        let stress_move = state.breakers.system.params.coverage_stress_move;
+        entry.insert(Before {
+            health: account.risk.health,
+            risk_keys: RiskKeys::of(address, account, stress_move)
+                .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?,
+            held: None,
+        });
+        Ok(())
     }
 
     /// Ends the block: recomputes touched accounts, aggregates, checks
@@ -378,8 +431,12 @@ impl Engine {
                 indexes: &mut state.indexes,
                 stress_move: state.breakers.system.params.coverage_stress_move,
             };
-            let before = (&before.contribution, &before.collateral);
-            replace_contribution(into, &block.position_keys, *address, before, account)
+            let held = before
+                .held
+                .as_ref()
+                .map(|held| (&held.positions, &held.collateral));
+            let numbers = &block.position_keys;
+            replace_contribution(into, numbers, *address, &before.risk_keys, held, account)
                 .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
             mark_markets(&mut dirty_markets, account);
         }
@@ -479,6 +536,10 @@ impl Engine {
                 .accounts
                 .get(address)
                 .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
+            // Only repriced: its collateral and settled PnL did not move.
+            let Some(before) = &before.held else {
+                continue;
+            };
             settled_change = settled_change
                 .checked_add(
                     account

@@ -201,34 +201,40 @@ proptest::proptest! {
         let mut aggregates = Aggregates::of(&accounts);
         let stress_move = aggregates.contributions().stress_move;
         // The block: touched accounts (new ones too) change what they hold
-        // entirely, only their risk (a price move), or nothing.
+        // entirely (their holdings snapshotted), or only their risk (a price
+        // move), or nothing (either way, without a snapshot of their
+        // holdings, or with one).
         let mut numbers = PositionKeys::default();
         let mut touched = BTreeMap::new();
         for (kind, (how, (assets, positions, risk))) in &changes {
             let (address, owner) = who(*kind);
-            let before = match accounts.get(&address) {
-                Some(account) => (
-                    Contribution::of(&mut numbers, address, account, stress_move).expect("fits"),
-                    account.collateral.clone(),
-                ),
-                None => (Contribution::default(), BTreeMap::new()),
-            };
-            touched.insert(address, before);
             let old = accounts.get(&address).cloned();
-            let new = match (how, old) {
-                (0, Some(old)) => old,
-                (1, Some(mut old)) => {
-                    old.risk = account(owner, assets, positions, *risk).risk;
-                    old
-                }
-                _ => account(owner, assets, positions, *risk),
+            let risk_keys = match &old {
+                Some(old) => RiskKeys::of(address, old, stress_move).expect("fits"),
+                None => RiskKeys::default(),
             };
+            let held = |numbers: &mut PositionKeys| match &old {
+                Some(old) => (numbers.held(old), old.collateral.clone()),
+                None => (PositionsHeld::default(), BTreeMap::new()),
+            };
+            let (held, new) = match (how, &old) {
+                (0, Some(old)) => (None, old.clone()),
+                (1, Some(old)) => {
+                    let mut new = old.clone();
+                    new.risk = account(owner, assets, positions, *risk).risk;
+                    (None, new)
+                }
+                (2, Some(old)) => (Some(held(&mut numbers)), old.clone()),
+                _ => (Some(held(&mut numbers)), account(owner, assets, positions, *risk)),
+            };
+            touched.insert(address, (risk_keys, held));
             accounts.insert(address, new);
         }
-        for (address, (contribution, collateral)) in &touched {
+        for (address, (risk_keys, held)) in &touched {
             let account = accounts.get(address).expect("touched");
-            let before = (contribution, collateral);
-            replace_contribution(aggregates.contributions(), &numbers, *address, before, account)
+            let held = held.as_ref().map(|(positions, collateral)| (positions, collateral));
+            let into = aggregates.contributions();
+            replace_contribution(into, &numbers, *address, risk_keys, held, account)
                 .expect("fits");
         }
         proptest::prop_assert_eq!(aggregates, Aggregates::of(&accounts));

@@ -27,20 +27,19 @@ impl Engine {
                 ));
             }
         }
-        let written: BTreeSet<&Address> =
-            block.touched.keys().chain(status_changed.iter()).collect();
-        for address in written {
-            let account = self
-                .state
-                .accounts
-                .get(address)
-                .ok_or_else(|| invariant(format!("account {address} vanished")))?;
-            writes.push((
-                keys::account(address),
-                Some(codec::account_to_pb(address, account).encode_to_vec()),
-            ));
-            let risk = codec::risk_to_pb(address, &account.risk).map_err(invariant)?;
-            writes.push((keys::risk(address), Some(risk.encode_to_vec())));
+        // Every touched account's risk was recomputed; its account record
+        // (collateral, venues, settled PnL, liquidation status) changed only
+        // if something other than a price move touched it or its
+        // liquidation status changed: an unchanged record is not rewritten
+        // (the committed bytes are the same either way).
+        for (address, before) in &block.touched {
+            let record = before.held.is_some() || status_changed.contains(address);
+            self.account_writes(address, record, &mut writes)?;
+        }
+        for address in status_changed {
+            if !block.touched.contains_key(address) {
+                self.account_writes(address, true, &mut writes)?;
+            }
         }
         for key in &block.dirty_orders {
             let value = self
@@ -160,5 +159,26 @@ impl Engine {
         ));
         writes.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(writes)
+    }
+
+    /// An account's risk record and, if `record`, its account record.
+    fn account_writes(
+        &self,
+        address: &Address,
+        record: bool,
+        writes: &mut Vec<Write>,
+    ) -> Result<(), EngineError> {
+        let account = self
+            .state
+            .accounts
+            .get(address)
+            .ok_or_else(|| invariant(format!("account {address} vanished")))?;
+        if record {
+            let value = codec::account_to_pb(address, account).encode_to_vec();
+            writes.push((keys::account(address), Some(value)));
+        }
+        let risk = codec::risk_to_pb(address, &account.risk).map_err(invariant)?;
+        writes.push((keys::risk(address), Some(risk.encode_to_vec())));
+        Ok(())
     }
 }
