@@ -32,13 +32,14 @@ impl Engine {
         // if something other than a price move touched it or its
         // liquidation status changed: an unchanged record is not rewritten
         // (the committed bytes are the same either way).
+        let mut writer = codec::RecordWriter::default();
         for (address, before) in &block.touched {
             let record = before.held.is_some() || status_changed.contains(address);
-            self.account_writes(address, record, &mut writes)?;
+            self.account_writes(address, record, &mut writer, &mut writes)?;
         }
         for address in status_changed {
             if !block.touched.contains_key(address) {
-                self.account_writes(address, true, &mut writes)?;
+                self.account_writes(address, true, &mut writer, &mut writes)?;
             }
         }
         for key in &block.dirty_orders {
@@ -166,6 +167,7 @@ impl Engine {
         &self,
         address: &Address,
         record: bool,
+        writer: &mut codec::RecordWriter,
         writes: &mut Vec<Write>,
     ) -> Result<(), EngineError> {
         let account = self
@@ -177,8 +179,8 @@ impl Engine {
             let value = codec::account_to_pb(address, account).encode_to_vec();
             writes.push((keys::account(address), Some(value)));
         }
-        let risk = codec::risk_to_pb(address, &account.risk).map_err(invariant)?;
-        writes.push((keys::risk(address), Some(risk.encode_to_vec())));
+        let risk = writer.risk(address, &account.risk).map_err(invariant)?;
+        writes.push((keys::risk(address), Some(risk)));
         Ok(())
     }
 }
