@@ -423,7 +423,7 @@ impl Engine {
                 .accounts
                 .get_mut(address)
                 .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
-            account.risk = margin::compute_risk(account, &state.markets, &state.assets, height)
+            margin::refresh_risk(account, &state.markets, &state.assets, height)
                 .map_err(|e| invariant(format!("risk of {address}: {e}")))?;
             let into = Contributions {
                 markets: &mut state.market_totals,
