@@ -218,3 +218,32 @@ proptest! {
         }
     }
 }
+
+/// Finding a position by scan (few positions) or by key (many) agrees
+/// with the map's own lookup.
+#[test]
+fn positions_are_found_by_scan_and_by_key() {
+    for count in [3usize, 40] {
+        let mut account = Account::default();
+        for index in 0..count {
+            let key = (
+                format!("M{index}-PERP").parse::<MarketId>().expect("id"),
+                "venue-a".parse::<VenueId>().expect("id"),
+            );
+            let position = Position {
+                size: Quantity::from_units(i64::try_from(index).expect("small") + 1),
+                entry_price: Price::from_units(1).expect("positive"),
+                updated_height: 1,
+            };
+            account.positions.insert(key, position);
+        }
+        let venue: VenueId = "venue-a".parse().expect("id");
+        let other: VenueId = "venue-b".parse().expect("id");
+        for index in 0..=count {
+            let market: MarketId = format!("M{index}-PERP").parse().expect("id");
+            let expected = account.positions.get(&(market.clone(), venue.clone()));
+            assert_eq!(account.position(&market, &venue), expected);
+            assert_eq!(account.position(&market, &other), None);
+        }
+    }
+}
