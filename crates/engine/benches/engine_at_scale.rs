@@ -21,50 +21,18 @@
 mod fixture;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clearnode_engine::testkit::{self, Signer};
 use clearnode_engine::{Engine, PriceUpdate};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fixture::{
-    accounts, address, header, nanos, prices, size_nanos, state, Source, DEPOSIT_USD,
+    accounts, address, header, nanos, prices, size_nanos, state, Source, Timer, DEPOSIT_USD,
     ENTRIES_PER_REPORT, MARKETS, REPORTS_PER_BLOCK,
 };
 
 /// Ladder blocks timed after the crash.
 const LADDER_BLOCKS: u64 = 10;
-
-/// This thread's CPU time (Linux), which other load on a shared machine
-/// does not inflate as it does the wall clock.
-fn thread_cpu_time() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-    let nanos = text.split_whitespace().next().unwrap().parse().unwrap();
-    Duration::from_nanos(nanos)
-}
-
-/// A timer: the wall clock, or the thread's CPU time when
-/// `CLEARNODE_BENCH_CPU_TIME=1` (A/B runs on a busy machine).
-enum Timer {
-    Wall(Instant),
-    Cpu(Duration),
-}
-
-impl Timer {
-    fn start() -> Self {
-        if std::env::var("CLEARNODE_BENCH_CPU_TIME").is_ok_and(|v| v == "1") {
-            Timer::Cpu(thread_cpu_time())
-        } else {
-            Timer::Wall(Instant::now())
-        }
-    }
-
-    fn elapsed(&self) -> Duration {
-        match self {
-            Timer::Wall(started) => started.elapsed(),
-            Timer::Cpu(started) => thread_cpu_time().saturating_sub(*started),
-        }
-    }
-}
 
 /// One block: prices, transactions, end; returns the engine time.
 fn block(engine: &mut Engine, prices: &[PriceUpdate], txs: &[Vec<u8>]) -> Duration {
