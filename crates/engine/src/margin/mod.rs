@@ -144,16 +144,21 @@ pub fn refresh_risk(
     height: u64,
 ) -> Result<(), NumError> {
     let mut risk = std::mem::take(&mut account.risk);
-    let filled = fill_risk(
-        &mut risk,
-        account,
-        markets,
-        assets,
-        height,
-        MarginMode::Existing,
-    );
+    let filled = compute_risk_into(&mut risk, account, markets, assets, height);
     account.risk = risk;
     filled
+}
+
+/// [`compute_risk`] into `risk`, reusing its allocations (a scratch risk
+/// for many accounts). On an error the risk is left partly updated.
+pub fn compute_risk_into(
+    risk: &mut Risk,
+    account: &Account,
+    markets: &BTreeMap<MarketId, Market>,
+    assets: &BTreeMap<AssetId, Asset>,
+    height: u64,
+) -> Result<(), NumError> {
+    fill_risk(risk, account, markets, assets, height, MarginMode::Existing)
 }
 
 fn fill_risk(
