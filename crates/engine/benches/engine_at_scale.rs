@@ -31,8 +31,15 @@ use fixture::{
     ENTRIES_PER_REPORT, MARKETS, REPORTS_PER_BLOCK,
 };
 
-/// Ladder blocks timed after the crash.
-const LADDER_BLOCKS: u64 = 10;
+/// Ladder blocks timed after the crash (`CLEARNODE_BENCH_LADDER_BLOCKS`,
+/// default 10; 0 times the crash block alone: at 50,000 accounts the
+/// ladder blocks that backstop the bankrupt accounts take minutes).
+fn ladder_blocks() -> u64 {
+    std::env::var("CLEARNODE_BENCH_LADDER_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
 
 /// One block: prices, transactions, end; returns the engine time.
 fn block(engine: &mut Engine, prices: &[PriceUpdate], txs: &[Vec<u8>]) -> Duration {
@@ -135,13 +142,14 @@ fn engine_at_scale(c: &mut Criterion) {
             for _ in 0..iterations {
                 let mut engine = loaded(&source);
                 total += block(&mut engine, &prices(600), &[]);
-                let slowest = (0..LADDER_BLOCKS)
+                let ladder = ladder_blocks();
+                let slowest = (0..ladder)
                     .map(|_| block(&mut engine, &[], &[]))
                     .max()
                     .unwrap_or_default();
                 let orders = engine.state().liquidation_orders.len();
                 eprintln!(
-                    "crash_40pct: slowest of the next {LADDER_BLOCKS} ladder blocks {slowest:?}; {orders} liquidation orders open; health {:?}",
+                    "crash_40pct: slowest of the next {ladder} ladder blocks {slowest:?}; {orders} liquidation orders open; health {:?}",
                     engine.state().system.health
                 );
             }
