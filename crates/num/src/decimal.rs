@@ -26,6 +26,20 @@ pub(crate) fn format_fixed(raw: i128, decimals: u32, f: &mut fmt::Formatter<'_>)
     f.pad_integral(raw >= 0, "", digits)
 }
 
+/// Appends the exact decimal text of `raw / 10^decimals` to `out`: the
+/// same text as `Display` without width or flags, without going through a
+/// formatter.
+pub(crate) fn push_fixed(raw: i128, decimals: u32, out: &mut String) {
+    let mut buffer = [0u8; MAX_FIXED_CHARS];
+    // Every i128 at every decimals the types use fits the buffer.
+    if let Ok(digits) = fixed_digits(raw.unsigned_abs(), decimals, &mut buffer) {
+        if raw < 0 {
+            out.push('-');
+        }
+        out.push_str(digits);
+    }
+}
+
 /// The ASCII digit of `value % 10`.
 #[allow(clippy::cast_possible_truncation)] // a remainder modulo 10 fits a u8
 fn digit(value: u64) -> u8 {
@@ -285,6 +299,17 @@ mod tests {
                     reference_format(raw, decimals),
                     "{raw} at {decimals} decimals"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn pushes_the_displayed_text() {
+        for decimals in [0, 6, 9, 38] {
+            for raw in edge_values() {
+                let mut pushed = String::from("x");
+                push_fixed(raw, decimals, &mut pushed);
+                assert_eq!(pushed, format!("x{}", Show(raw, decimals)));
             }
         }
     }

@@ -3,8 +3,7 @@
 //! values left out), without building the message and its dozens of
 //! `String`s. Every account a price move touches writes one.
 
-use std::fmt::Write as _;
-
+use clearnode_num::{Money, Quantity, Ratio};
 use clearnode_types::Address;
 
 use super::{bad, health_to_pb, DecodeError};
@@ -48,17 +47,28 @@ fn uint64(tag: u32, value: u64, out: &mut Vec<u8>) {
     }
 }
 
-/// A decimal (or other text) field, formatted into `text`.
-fn text(
-    tag: u32,
-    value: &dyn std::fmt::Display,
-    text: &mut String,
-    out: &mut Vec<u8>,
-) -> Result<(), DecodeError> {
+/// A fixed-point value that appends its decimal text.
+trait Decimal: Copy {
+    fn push_to(self, out: &mut String);
+}
+
+macro_rules! decimal {
+    ($($t:ty),*) => {$(
+        impl Decimal for $t {
+            fn push_to(self, out: &mut String) {
+                self.push_decimal(out);
+            }
+        }
+    )*};
+}
+
+decimal!(Money, Quantity, Ratio);
+
+/// A decimal field, its text built in `text`.
+fn text(tag: u32, value: impl Decimal, text: &mut String, out: &mut Vec<u8>) {
     text.clear();
-    write!(text, "{value}").map_err(|e| bad("risk", e))?;
+    value.push_to(text);
     bytes(tag, text.as_bytes(), out);
-    Ok(())
 }
 
 impl RecordWriter {
@@ -74,24 +84,24 @@ impl RecordWriter {
         } = self;
         out.clear();
         bytes(1, address.as_bytes(), out);
-        text(2, &risk.collateral_value, t, out)?;
-        text(3, &risk.unrealized_pnl, t, out)?;
-        text(4, &risk.equity, t, out)?;
-        text(5, &risk.initial, t, out)?;
-        text(6, &risk.maintenance, t, out)?;
-        text(7, &free, t, out)?;
+        text(2, risk.collateral_value, t, out);
+        text(3, risk.unrealized_pnl, t, out);
+        text(4, risk.equity, t, out);
+        text(5, risk.initial, t, out);
+        text(6, risk.maintenance, t, out);
+        text(7, free, t, out);
         let health = i32::from(health_to_pb(risk.health));
         uint64(8, u64::try_from(health).map_err(|e| bad("risk", e))?, out);
-        text(9, &risk.leverage, t, out)?;
+        text(9, risk.leverage, t, out);
         for exposure in &risk.exposures {
             nested.clear();
             bytes(1, exposure.market.as_str().as_bytes(), nested);
-            text(2, &exposure.net_size, t, nested)?;
-            text(3, &exposure.gross_size, t, nested)?;
-            text(4, &exposure.net_notional, t, nested)?;
-            text(5, &exposure.unrealized_pnl, t, nested)?;
-            text(6, &exposure.initial, t, nested)?;
-            text(7, &exposure.maintenance, t, nested)?;
+            text(2, exposure.net_size, t, nested);
+            text(3, exposure.gross_size, t, nested);
+            text(4, exposure.net_notional, t, nested);
+            text(5, exposure.unrealized_pnl, t, nested);
+            text(6, exposure.initial, t, nested);
+            text(7, exposure.maintenance, t, nested);
             // A repeated message is written even when empty.
             key(10, LENGTH_DELIMITED, out);
             varint(nested.len() as u64, out);
