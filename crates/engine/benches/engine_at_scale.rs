@@ -11,7 +11,9 @@
 //!
 //! Run: `CLEARNODE_BENCH_ACCOUNTS=1000000 cargo bench -p clearnode-engine
 //! --features testkit --bench engine_at_scale` (default 10,000 accounts,
-//! so an accidental run is short). Never run by `cargo test`.
+//! so an accidental run is short). Never run by `cargo test`. With
+//! `CLEARNODE_BENCH_CPU_TIME=1` blocks are timed in the thread's CPU time
+//! instead of the wall clock (A/B comparisons on a shared machine).
 
 // A benchmark: unwrap on setup is fine; the clock is for the printed ladder times.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods, missing_docs)]
@@ -19,30 +21,37 @@
 mod fixture;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clearnode_engine::testkit::{self, Signer};
 use clearnode_engine::{Engine, PriceUpdate};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fixture::{
-    accounts, address, header, nanos, prices, size_nanos, state, Source, DEPOSIT_USD,
+    accounts, address, header, nanos, prices, size_nanos, state, Source, Timer, DEPOSIT_USD,
     ENTRIES_PER_REPORT, MARKETS, REPORTS_PER_BLOCK,
 };
 
-/// Ladder blocks timed after the crash.
-const LADDER_BLOCKS: u64 = 10;
+/// Ladder blocks timed after the crash (`CLEARNODE_BENCH_LADDER_BLOCKS`,
+/// default 10; 0 times the crash block alone: at 50,000 accounts the
+/// ladder blocks that backstop the bankrupt accounts take minutes).
+fn ladder_blocks() -> u64 {
+    std::env::var("CLEARNODE_BENCH_LADDER_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
 
 /// One block: prices, transactions, end; returns the engine time.
 fn block(engine: &mut Engine, prices: &[PriceUpdate], txs: &[Vec<u8>]) -> Duration {
     let height = engine.height() + 1;
-    let started = Instant::now();
+    let timer = Timer::start();
     engine.begin_block(header(height), prices).unwrap();
     for tx in txs {
         let outcome = engine.deliver_tx(tx).unwrap();
         assert_eq!(outcome.code, clearnode_types::TxCode::Ok, "{}", outcome.log);
     }
     black_box(engine.end_block().unwrap());
-    started.elapsed()
+    timer.elapsed()
 }
 
 /// The engine loaded from `source`, with every account's risk computed
@@ -133,13 +142,14 @@ fn engine_at_scale(c: &mut Criterion) {
             for _ in 0..iterations {
                 let mut engine = loaded(&source);
                 total += block(&mut engine, &prices(600), &[]);
-                let slowest = (0..LADDER_BLOCKS)
+                let ladder = ladder_blocks();
+                let slowest = (0..ladder)
                     .map(|_| block(&mut engine, &[], &[]))
                     .max()
                     .unwrap_or_default();
                 let orders = engine.state().liquidation_orders.len();
                 eprintln!(
-                    "crash_40pct: slowest of the next {LADDER_BLOCKS} ladder blocks {slowest:?}; {orders} liquidation orders open; health {:?}",
+                    "crash_40pct: slowest of the next {ladder} ladder blocks {slowest:?}; {orders} liquidation orders open; health {:?}",
                     engine.state().system.health
                 );
             }

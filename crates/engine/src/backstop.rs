@@ -167,7 +167,8 @@ impl Engine {
         let deadline_blocks = u64::from(self.state.params.liquidation.deadline_blocks);
         // Who may be due: accounts with orders (their deadline), accounts
         // the risk index last saw bankrupt, and accounts this block touched
-        // (the index leaves them out until the end of the block).
+        // (the index has them as of their first touch until the end of the
+        // block), walked from the touched map itself rather than copied.
         let mut maybe: BTreeSet<Address> = self
             .state
             .liquidation_orders
@@ -182,18 +183,22 @@ impl Engine {
                 .take_while(|(ratio, _)| *ratio < 0)
                 .map(|(_, address)| *address),
         );
-        if let Some(block) = &self.block {
-            maybe.extend(block.touched.keys().copied());
-        }
         // In address order; ADL may touch accounts further on, which then
         // join the walk.
         let mut cursor: Option<Address> = None;
         loop {
-            let next = match cursor {
-                None => maybe.iter().next(),
-                Some(last) => maybe.range((Excluded(last), Unbounded)).next(),
+            let after = (cursor.map_or(Unbounded, Excluded), Unbounded::<Address>);
+            let listed = maybe.range(after).next().copied();
+            let touched = self
+                .block
+                .as_ref()
+                .and_then(|block| block.touched.range(after).next())
+                .map(|(address, _)| *address);
+            let next = match (listed, touched) {
+                (Some(listed), Some(touched)) => Some(listed.min(touched)),
+                (listed, touched) => listed.or(touched),
             };
-            let Some(address) = next.copied() else {
+            let Some(address) = next else {
                 break;
             };
             cursor = Some(address);
@@ -223,9 +228,6 @@ impl Engine {
                 && height >= account.liquidating_since.saturating_add(deadline_blocks);
             if is_liquidatable(&risk) && (bankrupt || deadline_passed) {
                 self.backstop_account(address, &risk, events)?;
-                if let Some(block) = &self.block {
-                    maybe.extend(block.touched.keys().copied());
-                }
             }
         }
         for fund in funds(&self.state.markets) {

@@ -10,10 +10,12 @@ use clearnode_types::tx::{verify_tx, VerifiedTx};
 use clearnode_types::{Address, AssetId, MarketId, TxCode, TxRejection, VenueId};
 use prost::Message;
 
-use crate::aggregates::{apply_contribution, Contributions, Direction};
+use crate::aggregates::{
+    replace_contribution, Contributions, PositionKeys, PositionsHeld, RiskKeys,
+};
 use crate::prices::{OracleRound, PriceUpdate};
 use crate::state::{Account, State};
-use crate::{codec, invariant, keys, margin, EngineError};
+use crate::{codec, invariant, margin, EngineError};
 
 /// A state write: key, and `Some(value)` to set or `None` to delete.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
@@ -76,8 +78,11 @@ pub struct BlockOutput {
 #[derive(Debug, Default)]
 pub(crate) struct BlockContext {
     pub(crate) header: BlockHeader,
-    /// Touched accounts with what they held before the block (conservation checks).
+    /// Touched accounts with what they held before the block (conservation
+    /// checks, their contribution to the totals).
     pub(crate) touched: BTreeMap<Address, Before>,
+    /// The positions the touched accounts held, numbered.
+    pub(crate) position_keys: PositionKeys,
     /// The insurance fund and the venues' settlement total before the block.
     pub(crate) settlement_before: Money,
     /// Liquidation orders posted, changed or removed.
@@ -121,9 +126,21 @@ pub(crate) struct BlockContext {
 /// What a touched account held before the block.
 #[derive(Debug, Default)]
 pub(crate) struct Before {
+    pub(crate) health: crate::margin::Health,
+    /// Where its risk sat in the indexes and totals (it still does).
+    pub(crate) risk_keys: RiskKeys,
+    /// Its holdings, snapshotted when something other than a price move
+    /// first touches it (`None`: only repriced, so its collateral, settled
+    /// PnL, positions and account record are as they were).
+    pub(crate) held: Option<Held>,
+}
+
+/// A touched account's holdings before the block.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
     pub(crate) collateral: BTreeMap<AssetId, Quantity>,
     pub(crate) settled_pnl: Money,
-    pub(crate) health: crate::margin::Health,
+    pub(crate) positions: PositionsHeld,
 }
 
 /// The deterministic state machine.
@@ -316,37 +333,75 @@ impl Engine {
             .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))
     }
 
-    /// The account, created if new; the first touch in a block takes its
-    /// contribution out of the running totals.
+    /// The account, created if new, to change: the first touch in a block
+    /// remembers its contribution to the running totals (replaced at the
+    /// block's end) and its holdings.
     pub(crate) fn touch_account(&mut self, address: Address) -> Result<&mut Account, TxRejection> {
         let state = &mut self.state;
         let block = self
             .block
             .as_mut()
             .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))?;
-        if !block.touched.contains_key(&address) {
-            let before = match state.accounts.get(&address) {
-                Some(account) => {
-                    let into = Contributions {
-                        markets: &mut state.market_totals,
-                        system: &mut state.system,
-                        indexes: &mut state.indexes,
-                        stress_move: state.breakers.system.params.coverage_stress_move,
-                    };
-                    let markets = apply_contribution(into, address, account, Direction::Remove)
-                        .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?;
-                    block.dirty_markets.extend(markets);
-                    Before {
-                        collateral: account.collateral.clone(),
-                        settled_pnl: account.settled_pnl,
-                        health: account.risk.health,
+        let account = state.accounts.get(&address);
+        let before = match block.touched.entry(address) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let before = match account {
+                    Some(account) => {
+                        mark_markets(&mut block.dirty_markets, account);
+                        let stress_move = state.breakers.system.params.coverage_stress_move;
+                        Before {
+                            health: account.risk.health,
+                            risk_keys: RiskKeys::of(address, account, stress_move).map_err(
+                                |e| TxRejection::new(TxCode::InvalidAmount, e.to_string()),
+                            )?,
+                            held: None,
+                        }
                     }
-                }
-                None => Before::default(),
-            };
-            block.touched.insert(address, before);
+                    None => Before::default(),
+                };
+                entry.insert(before)
+            }
+        };
+        // Only repriced so far (or new): nothing has changed it yet.
+        if before.held.is_none() {
+            before.held = Some(match account {
+                Some(account) => Held {
+                    collateral: account.collateral.clone(),
+                    settled_pnl: account.settled_pnl,
+                    positions: block.position_keys.held(account),
+                },
+                None => Held::default(),
+            });
         }
         Ok(state.accounts.entry(address).or_default())
+    }
+
+    /// Touches an account whose requirements moved (a price, a haircut, a
+    /// margin fraction): its risk is recomputed at the end of the block,
+    /// and its holdings are snapshotted only if something changes them.
+    pub(crate) fn reprice_account(&mut self, address: Address) -> Result<(), TxRejection> {
+        let state = &self.state;
+        let block = self
+            .block
+            .as_mut()
+            .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))?;
+        let std::collections::btree_map::Entry::Vacant(entry) = block.touched.entry(address) else {
+            return Ok(());
+        };
+        let Some(account) = state.accounts.get(&address) else {
+            // Not reached (indexes hold existing accounts): created as before.
+            return self.touch_account(address).map(|_| ());
+        };
+        mark_markets(&mut block.dirty_markets, account);
+        let stress_move = state.breakers.system.params.coverage_stress_move;
+        entry.insert(Before {
+            health: account.risk.health,
+            risk_keys: RiskKeys::of(address, account, stress_move)
+                .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?,
+            held: None,
+        });
+        Ok(())
     }
 
     /// Ends the block: recomputes touched accounts, aggregates, checks
@@ -360,16 +415,15 @@ impl Engine {
             .take()
             .ok_or_else(|| EngineError::Lifecycle("end_block outside a block".into()))?;
         let height = block.header.height;
-        let mut writes: Vec<Write> = Vec::new();
         let mut dirty_markets = block.dirty_markets.clone();
         self.check_conservation(&block)?;
-        for address in block.touched.keys() {
+        for (address, before) in &block.touched {
             let state = &mut self.state;
             let account = state
                 .accounts
                 .get_mut(address)
                 .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
-            account.risk = margin::compute_risk(account, &state.markets, &state.assets, height)
+            margin::refresh_risk(account, &state.markets, &state.assets, height)
                 .map_err(|e| invariant(format!("risk of {address}: {e}")))?;
             let into = Contributions {
                 markets: &mut state.market_totals,
@@ -377,9 +431,14 @@ impl Engine {
                 indexes: &mut state.indexes,
                 stress_move: state.breakers.system.params.coverage_stress_move,
             };
-            let markets = apply_contribution(into, *address, account, Direction::Add)
+            let held = before
+                .held
+                .as_ref()
+                .map(|held| (&held.positions, &held.collateral));
+            let numbers = &block.position_keys;
+            replace_contribution(into, numbers, *address, &before.risk_keys, held, account)
                 .map_err(|e| invariant(format!("aggregates for {address}: {e}")))?;
-            dirty_markets.extend(markets);
+            mark_markets(&mut dirty_markets, account);
         }
         // The breakers see the block's final aggregates.
         self.block = Some(block);
@@ -391,146 +450,7 @@ impl Engine {
         self.health_instructions(&mut block);
         let status_changed = self.run_ladder(&mut block, &mut events)?;
         self.track_acknowledgements(&mut block, &mut events);
-        for id in &block.dirty_venues {
-            if let Some(venue) = self.state.venues.get(id) {
-                writes.push((
-                    keys::venue(id),
-                    Some(codec::venue_to_pb(venue).encode_to_vec()),
-                ));
-            }
-        }
-        let written: BTreeSet<&Address> =
-            block.touched.keys().chain(status_changed.iter()).collect();
-        for address in written {
-            let account = self
-                .state
-                .accounts
-                .get(address)
-                .ok_or_else(|| invariant(format!("account {address} vanished")))?;
-            writes.push((
-                keys::account(address),
-                Some(codec::account_to_pb(address, account).encode_to_vec()),
-            ));
-            let risk = codec::risk_to_pb(address, &account.risk).map_err(invariant)?;
-            writes.push((keys::risk(address), Some(risk.encode_to_vec())));
-        }
-        for key in &block.dirty_orders {
-            let value = self
-                .state
-                .liquidation_orders
-                .get(key)
-                .map(|order| codec::order_to_pb(key, order).encode_to_vec());
-            writes.push((keys::liquidation_order(&key.0, &key.1, &key.2), value));
-        }
-        for venue in &block.dirty_settlements {
-            let balance = self
-                .state
-                .venue_settlements
-                .get(venue)
-                .copied()
-                .unwrap_or_default();
-            let value = codec::settlement_to_pb(venue, balance).encode_to_vec();
-            writes.push((keys::settlement(venue), Some(value)));
-        }
-        for fund in &block.dirty_funds {
-            match fund {
-                None => {
-                    let value = codec::fund_to_pb(&self.state.insurance_fund).encode_to_vec();
-                    writes.push((keys::insurance_fund(), Some(value)));
-                }
-                Some(market) => {
-                    let own = self
-                        .state
-                        .isolated_funds
-                        .get(market)
-                        .copied()
-                        .unwrap_or_default();
-                    let value = codec::isolated_fund_to_pb(market, &own).encode_to_vec();
-                    writes.push((keys::isolated_fund(market), Some(value)));
-                }
-            }
-        }
-        for (address, market, venue) in &block.dirty_positions {
-            let key = keys::position(address, market, venue);
-            let position = self
-                .state
-                .accounts
-                .get(address)
-                .and_then(|a| a.positions.get(&(market.clone(), venue.clone())));
-            let value =
-                position.map(|p| codec::position_to_pb(address, market, venue, p).encode_to_vec());
-            writes.push((key, value));
-        }
-        for market_id in &dirty_markets {
-            let market = self
-                .state
-                .markets
-                .get(market_id)
-                .ok_or_else(|| invariant(format!("position in unlisted market {market_id}")))?;
-            let totals = self
-                .state
-                .market_totals
-                .entry(market_id.clone())
-                .or_default();
-            let aggregate = codec::market_aggregate_to_pb(market, totals).map_err(invariant)?;
-            writes.push((
-                keys::market_aggregate(market_id),
-                Some(aggregate.encode_to_vec()),
-            ));
-        }
-        for id in &block.dirty_listings {
-            let market = self
-                .state
-                .markets
-                .get(id)
-                .ok_or_else(|| invariant(format!("repriced unlisted market {id}")))?;
-            let value = codec::market_to_pb(market).map_err(invariant)?;
-            writes.push((keys::market(id), Some(value.encode_to_vec())));
-        }
-        for id in &block.dirty_margins {
-            let market = self
-                .state
-                .markets
-                .get(id)
-                .ok_or_else(|| invariant(format!("margin of unlisted market {id}")))?;
-            let value = codec::market_margin_to_pb(market).map_err(invariant)?;
-            writes.push((keys::market_margin(id), Some(value.encode_to_vec())));
-        }
-        for id in &block.dirty_assets {
-            let asset = self
-                .state
-                .assets
-                .get(id)
-                .ok_or_else(|| invariant(format!("repriced unlisted asset {id}")))?;
-            let value = codec::asset_to_pb(asset).map_err(invariant)?;
-            writes.push((keys::asset(id), Some(value.encode_to_vec())));
-        }
-        for which in &block.dirty_breakers {
-            writes.push(self.breaker_write(which.as_ref())?);
-        }
-        for signer in &block.dirty_sequences {
-            let next = self.state.next_sequence(signer);
-            writes.push((
-                keys::sequence(signer),
-                Some(pb::Sequence { next }.encode_to_vec()),
-            ));
-        }
-        for asset in &block.dirty_ledgers {
-            let ledger = self.state.ledgers.get(asset).copied().unwrap_or_default();
-            let value = codec::ledger_to_pb(asset, &ledger).map_err(invariant)?;
-            writes.push((keys::ledger(asset), Some(value.encode_to_vec())));
-        }
-        writes.extend(self.governance_writes(&block)?);
-        writes.push((keys::system_aggregate(), Some(self.system_aggregate()?)));
-        writes.push((
-            keys::chain_info(),
-            Some(codec::chain_info_to_pb(&self.state.chain).encode_to_vec()),
-        ));
-        writes.extend(crate::instructions::writes(
-            height,
-            std::mem::take(&mut block.instructions),
-        ));
-        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        let writes = self.block_writes(&mut block, &status_changed, &dirty_markets)?;
         Ok(BlockOutput { writes, events })
     }
 
@@ -616,6 +536,10 @@ impl Engine {
                 .accounts
                 .get(address)
                 .ok_or_else(|| invariant(format!("touched account {address} vanished")))?;
+            // Only repriced: its collateral and settled PnL did not move.
+            let Some(before) = &before.held else {
+                continue;
+            };
             settled_change = settled_change
                 .checked_add(
                     account
@@ -671,5 +595,15 @@ impl Engine {
     }
 }
 
+/// Adds the markets an account holds to `markets`.
+fn mark_markets(markets: &mut BTreeSet<MarketId>, account: &Account) {
+    for (market, _) in account.positions.keys() {
+        if !markets.contains(market) {
+            markets.insert(market.clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
+mod writes;

@@ -28,6 +28,9 @@ pub struct DecodeError {
     pub detail: String,
 }
 
+mod record;
+pub use record::RecordWriter;
+
 pub(crate) fn bad(what: &'static str, detail: impl ToString) -> DecodeError {
     DecodeError {
         what,

@@ -52,28 +52,47 @@ pub fn venue(id: &VenueId) -> Vec<u8> {
 pub const SEQUENCE_PREFIX: &[u8] = b"seq/";
 /// `seq/<address>`: `Sequence` (the signer's next sequence).
 pub fn sequence(signer: &Address) -> Vec<u8> {
-    [SEQUENCE_PREFIX, signer.to_hex().as_bytes()].concat()
+    with_address(SEQUENCE_PREFIX, signer)
+}
+
+/// `prefix` then the address in lowercase hex (`Address::to_hex`), written
+/// straight into the key.
+fn with_address(prefix: &[u8], address: &Address) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 40);
+    key.extend_from_slice(prefix);
+    let mut text = [0u8; 40];
+    match hex::encode_to_slice(address.as_bytes(), &mut text) {
+        Ok(()) => key.extend_from_slice(&text),
+        // Not reached: an address is 20 bytes.
+        Err(_) => key.extend_from_slice(address.to_hex().as_bytes()),
+    }
+    key
 }
 
 /// Prefix of all accounts.
 pub const ACCOUNT_PREFIX: &[u8] = b"acct/";
 /// `acct/<address>`: `Account` (collateral and authorized venues).
 pub fn account(address: &Address) -> Vec<u8> {
-    [ACCOUNT_PREFIX, address.to_hex().as_bytes()].concat()
+    with_address(ACCOUNT_PREFIX, address)
 }
 
 /// Prefix of all positions.
 pub const POSITION_PREFIX: &[u8] = b"pos/";
 /// `pos/<address>/<market>/<venue>`: `Position`.
 pub fn position(address: &Address, market: &MarketId, venue: &VenueId) -> Vec<u8> {
-    format!("pos/{}/{}/{}", address.to_hex(), market, venue).into_bytes()
+    let mut key = with_address(POSITION_PREFIX, address);
+    for id in [market.as_str(), venue.as_str()] {
+        key.push(b'/');
+        key.extend_from_slice(id.as_bytes());
+    }
+    key
 }
 
 /// Prefix of all account risks.
 pub const RISK_PREFIX: &[u8] = b"risk/";
 /// `risk/<address>`: `AccountRisk`.
 pub fn risk(address: &Address) -> Vec<u8> {
-    [RISK_PREFIX, address.to_hex().as_bytes()].concat()
+    with_address(RISK_PREFIX, address)
 }
 
 /// Prefix of all market aggregates.
@@ -159,4 +178,28 @@ pub fn market_breaker(id: &MarketId) -> Vec<u8> {
 /// `breaker/system`: `SystemBreaker` (fund drawdown, coverage, reduce-only).
 pub fn system_breaker() -> Vec<u8> {
     b"breaker/system".to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_keys_are_the_prefix_and_the_lowercase_hex() {
+        for byte in [0u8, 0x0a, 0xab, 0xff] {
+            let mut bytes = [byte; 20];
+            bytes[0] = 0x1f;
+            let address = Address::from_bytes(bytes);
+            let hex = address.to_hex();
+            assert_eq!(account(&address), format!("acct/{hex}").into_bytes());
+            assert_eq!(risk(&address), format!("risk/{hex}").into_bytes());
+            assert_eq!(sequence(&address), format!("seq/{hex}").into_bytes());
+            let market: MarketId = "BTC-PERP".parse().expect("id");
+            let venue: VenueId = "venue-a".parse().expect("id");
+            assert_eq!(
+                position(&address, &market, &venue),
+                format!("pos/{hex}/BTC-PERP/venue-a").into_bytes()
+            );
+        }
+    }
 }

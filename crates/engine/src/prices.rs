@@ -69,7 +69,7 @@ impl Engine {
         let ids: Vec<MarketId> = self.state.markets.keys().cloned().collect();
         for id in ids {
             // The snapshot taken before this block's prices touched any
-            // holder: the running totals leave touched accounts out.
+            // holder.
             let (long, short) = self
                 .block
                 .as_ref()
@@ -148,7 +148,7 @@ impl Engine {
         holders: Option<Vec<clearnode_types::Address>>,
     ) -> Result<(), EngineError> {
         for address in holders.unwrap_or_default() {
-            self.touch_account(address).map_err(touch_failed)?;
+            self.reprice_account(address).map_err(touch_failed)?;
         }
         Ok(())
     }

@@ -201,7 +201,23 @@ pub struct Account {
     pub isolated: Option<(Address, MarketId)>,
 }
 
+/// Up to this many positions an account's position is found by a scan,
+/// which needs no key (two cloned ids) to look up.
+const POSITION_SCAN_MAX: usize = 32;
+
 impl Account {
+    /// Its position in `market` on `venue`, if any.
+    pub(crate) fn position(&self, market: &MarketId, venue: &VenueId) -> Option<&Position> {
+        if self.positions.len() <= POSITION_SCAN_MAX {
+            self.positions
+                .iter()
+                .find(|((m, v), _)| m == market && v == venue)
+                .map(|(_, position)| position)
+        } else {
+            self.positions.get(&(market.clone(), venue.clone()))
+        }
+    }
+
     /// Takes collateral out; a zero balance is removed.
     pub(crate) fn debit_collateral(
         &mut self,

@@ -10,22 +10,106 @@ use crate::NumError;
 /// Longest input echoed back in a parse error message.
 const MAX_ECHO_CHARS: usize = 64;
 
+/// Longest text of an `i128` magnitude with a decimal point: 39 digits,
+/// the point, and a leading `0` when every digit is fractional.
+const MAX_FIXED_CHARS: usize = 48;
+
 /// Writes `raw / 10^decimals` as an exact decimal: no exponent, no trailing
 /// fractional zeros, no decimal point for whole numbers, `-` for negatives.
 /// Honours the formatter's width, fill, alignment and `+` flags.
+///
+/// The digits are written into a stack buffer (no intermediate `String`s):
+/// the state machine formats every amount it stores this way.
 pub(crate) fn format_fixed(raw: i128, decimals: u32, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let scale = 10u128.pow(decimals);
-    let magnitude = raw.unsigned_abs();
-    let int_part = magnitude / scale;
-    let frac_part = magnitude % scale;
-    let digits = if frac_part == 0 {
-        int_part.to_string()
-    } else {
-        let width = usize::try_from(decimals).map_err(|_| fmt::Error)?;
-        let frac = format!("{frac_part:0width$}");
-        format!("{int_part}.{}", frac.trim_end_matches('0'))
+    let mut buffer = [0u8; MAX_FIXED_CHARS];
+    let digits = fixed_digits(raw.unsigned_abs(), decimals, &mut buffer)?;
+    f.pad_integral(raw >= 0, "", digits)
+}
+
+/// Appends the exact decimal text of `raw / 10^decimals` to `out`: the
+/// same text as `Display` without width or flags, without going through a
+/// formatter.
+pub(crate) fn push_fixed(raw: i128, decimals: u32, out: &mut String) {
+    let mut buffer = [0u8; MAX_FIXED_CHARS];
+    // Every i128 at every decimals the types use fits the buffer.
+    if let Ok(digits) = fixed_digits(raw.unsigned_abs(), decimals, &mut buffer) {
+        if raw < 0 {
+            out.push('-');
+        }
+        out.push_str(digits);
+    }
+}
+
+/// The ASCII digit of `value % 10`.
+#[allow(clippy::cast_possible_truncation)] // a remainder modulo 10 fits a u8
+fn digit(value: u64) -> u8 {
+    b'0' + (value % 10) as u8
+}
+
+/// Writes `value`'s decimal digits, zero-padded to at least `min_width`,
+/// right-aligned to end before `end`; returns where they start.
+fn write_digits(
+    mut value: u128,
+    min_width: usize,
+    buffer: &mut [u8],
+    end: usize,
+) -> Result<usize, fmt::Error> {
+    // Beyond u64, peel 19 digits at a time so the digit loop stays 64-bit.
+    const CHUNK: u128 = 10_000_000_000_000_000_000;
+    let mut start = end;
+    let mut put = |byte: u8| -> Result<(), fmt::Error> {
+        start = start.checked_sub(1).ok_or(fmt::Error)?;
+        *buffer.get_mut(start).ok_or(fmt::Error)? = byte;
+        Ok(())
     };
-    f.pad_integral(raw >= 0, "", &digits)
+    let mut written = 0;
+    while value > u128::from(u64::MAX) {
+        let mut chunk = u64::try_from(value % CHUNK).map_err(|_| fmt::Error)?;
+        value /= CHUNK;
+        for _ in 0..19 {
+            put(digit(chunk))?;
+            chunk /= 10;
+        }
+        written += 19;
+    }
+    let mut small = u64::try_from(value).map_err(|_| fmt::Error)?;
+    loop {
+        put(digit(small))?;
+        written += 1;
+        small /= 10;
+        if small == 0 {
+            break;
+        }
+    }
+    while written < min_width {
+        put(b'0')?;
+        written += 1;
+    }
+    Ok(start)
+}
+
+/// The exact decimal text of `magnitude / 10^decimals`, in `buffer`.
+fn fixed_digits(magnitude: u128, decimals: u32, buffer: &mut [u8]) -> Result<&str, fmt::Error> {
+    let scale = 10u128.checked_pow(decimals).ok_or(fmt::Error)?;
+    let (int_part, frac_part) = match (u64::try_from(magnitude), u64::try_from(scale)) {
+        // 64-bit division when the value allows (the usual case).
+        (Ok(small), Ok(scale)) => (u128::from(small / scale), u128::from(small % scale)),
+        _ => (magnitude / scale, magnitude % scale),
+    };
+    let mut stop = buffer.len();
+    let mut int_end = stop;
+    if frac_part != 0 {
+        let width = usize::try_from(decimals).map_err(|_| fmt::Error)?;
+        let frac_start = write_digits(frac_part, width, buffer, stop)?;
+        // No trailing fractional zeros (a non-zero digit stops the trim).
+        while stop > frac_start && buffer.get(stop - 1) == Some(&b'0') {
+            stop -= 1;
+        }
+        int_end = frac_start.checked_sub(1).ok_or(fmt::Error)?;
+        *buffer.get_mut(int_end).ok_or(fmt::Error)? = b'.';
+    }
+    let start = write_digits(int_part, 1, buffer, int_end)?;
+    std::str::from_utf8(buffer.get(start..stop).ok_or(fmt::Error)?).map_err(|_| fmt::Error)
 }
 
 /// Builds a [`NumError::Parse`] mentioning the (truncated) input.
@@ -170,6 +254,74 @@ mod tests {
         );
         assert_eq!(format!("{:>6}", Show(15, 1)), "   1.5");
         assert_eq!(format!("{:+}", Show(15, 1)), "+1.5");
+    }
+
+    /// The formatting before the stack buffer, kept as the reference: the
+    /// stored text must not change by a byte.
+    fn reference_format(raw: i128, decimals: u32) -> String {
+        let scale = 10u128.pow(decimals);
+        let magnitude = raw.unsigned_abs();
+        let int_part = magnitude / scale;
+        let frac_part = magnitude % scale;
+        let digits = if frac_part == 0 {
+            int_part.to_string()
+        } else {
+            let width = usize::try_from(decimals).unwrap();
+            let frac = format!("{frac_part:0width$}");
+            format!("{int_part}.{}", frac.trim_end_matches('0'))
+        };
+        if raw < 0 {
+            format!("-{digits}")
+        } else {
+            digits
+        }
+    }
+
+    fn edge_values() -> Vec<i128> {
+        let mut values = vec![0, 1, -1, 9, 10, 11, i128::MIN, i128::MAX, i128::MIN + 1];
+        for power in 0..39u32 {
+            let p = 10i128.pow(power);
+            values.extend([p, p - 1, p + 1, -p, 1 - p, -p - 1, p / 7 * 3]);
+        }
+        for bits in [63u32, 64, 65, 126] {
+            let b = 1i128 << bits;
+            values.extend([b - 1, b, b + 1, -b, 1 - b]);
+        }
+        values
+    }
+
+    #[test]
+    fn formats_like_the_reference_at_the_edges() {
+        for decimals in [0, 1, 6, 9, 18, 19, 20, 38] {
+            for raw in edge_values() {
+                assert_eq!(
+                    Show(raw, decimals).to_string(),
+                    reference_format(raw, decimals),
+                    "{raw} at {decimals} decimals"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pushes_the_displayed_text() {
+        for decimals in [0, 6, 9, 38] {
+            for raw in edge_values() {
+                let mut pushed = String::from("x");
+                push_fixed(raw, decimals, &mut pushed);
+                assert_eq!(pushed, format!("x{}", Show(raw, decimals)));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn formats_like_the_reference(raw: i128, small in -10_000_000_000_000i128..10_000_000_000_000, decimals in 0u32..=20) {
+            proptest::prop_assert_eq!(Show(raw, decimals).to_string(), reference_format(raw, decimals));
+            proptest::prop_assert_eq!(Show(small, decimals).to_string(), reference_format(small, decimals));
+            proptest::prop_assert_eq!(Show(small, 6).to_string(), reference_format(small, 6));
+            proptest::prop_assert_eq!(Show(small, 9).to_string(), reference_format(small, 9));
+        }
     }
 
     #[test]

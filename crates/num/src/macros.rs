@@ -13,6 +13,14 @@ macro_rules! impl_decimal_text {
             }
         }
 
+        impl $t {
+            /// Appends the exact decimal text (as `Display` writes it) to
+            /// `out`, without a formatter: for encoders writing many values.
+            pub fn push_decimal(self, out: &mut String) {
+                $crate::decimal::push_fixed(self.0, $decimals, out)
+            }
+        }
+
         impl ::serde::Serialize for $t {
             fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_str(self)

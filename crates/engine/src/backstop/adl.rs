@@ -3,7 +3,6 @@
 //! effective leverage on their net exposure across venues.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
 
 use clearnode_num::{mul_div, Money, Quantity, Rounding};
 use clearnode_types::{Address, MarketId, VenueId};
@@ -11,7 +10,7 @@ use clearnode_types::{Address, MarketId, VenueId};
 use super::{arithmetic, is_book, rejected, Covering};
 use crate::block::{Engine, Event};
 use crate::instructions::Instruction;
-use crate::margin::compute_risk;
+use crate::margin::compute_risk_into;
 use crate::{invariant, EngineError};
 
 /// An account ADL may reduce in one market.
@@ -109,34 +108,37 @@ impl Engine {
         side: i128,
         bankrupt: Address,
     ) -> Result<Vec<(i128, Candidate)>, EngineError> {
-        // The holders index leaves out accounts this block touched (their
-        // contributions return at the end of the block): add those back.
-        let mut holders: BTreeSet<Address> = self
-            .state
-            .indexes
-            .market_holders
-            .get(market_id)
-            .cloned()
-            .unwrap_or_default();
+        // The holders index has the accounts this block touched as they
+        // were at their first touch (their contributions are replaced at the
+        // end of the block): add those that hold the market now (one that
+        // no longer does has no exposure in it below).
+        let indexed = self.state.indexes.market_holders.get(market_id);
+        let mut unindexed = Vec::new();
         if let Some(block) = &self.block {
-            holders.extend(block.touched.keys().copied().filter(|address| {
-                self.state
-                    .accounts
-                    .get(address)
-                    .is_some_and(|a| a.positions.keys().any(|(m, _)| m == market_id))
+            unindexed.extend(block.touched.keys().copied().filter(|address| {
+                !indexed.is_some_and(|set| set.contains(address))
+                    && self
+                        .state
+                        .accounts
+                        .get(address)
+                        .is_some_and(|a| a.positions.keys().any(|(m, _)| m == market_id))
             }));
         }
         let height = self.state.chain.height;
         let mut candidates = Vec::new();
-        for address in &holders {
+        // One risk, recomputed in place for each holder (no allocation per
+        // holder); the candidates' order does not depend on the walk's:
+        // they are sorted by (score, address).
+        let mut risk = crate::margin::Risk::default();
+        for address in indexed.into_iter().flatten().chain(&unindexed) {
             let Some(account) = self.state.accounts.get(address) else {
                 continue;
             };
             if *address == bankrupt || is_book(address, account) {
                 continue;
             }
-            let risk = compute_risk(account, &self.state.markets, &self.state.assets, height)
-                .map_err(arithmetic)?;
+            let (markets, assets) = (&self.state.markets, &self.state.assets);
+            compute_risk_into(&mut risk, account, markets, assets, height).map_err(arithmetic)?;
             let Some(exposure) = risk.exposures.iter().find(|e| &e.market == market_id) else {
                 continue;
             };

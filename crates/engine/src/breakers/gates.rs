@@ -84,7 +84,7 @@ fn adds_exposure(
 ) -> Result<bool, NumError> {
     let before = net_size(account, market)?;
     let here = account
-        .and_then(|a| a.positions.get(&(market.clone(), venue.clone())))
+        .and_then(|a| a.position(market, venue))
         .map_or(Quantity::ZERO, |p| p.size);
     let after = before.checked_sub(here)?.checked_add(size)?;
     crate::exec::net_exposure_grows(before, after)

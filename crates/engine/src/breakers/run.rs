@@ -298,17 +298,20 @@ impl Engine {
         Money::checked_sum(largest.map(|(loss, _)| *loss))
     }
 
-    /// The same now, inside a block (TripBreaker): the index leaves out the
-    /// accounts the block touched until its end, so theirs are computed
-    /// from their state now (the backstop's book and isolated sub-accounts
-    /// stay out, as in the index).
+    /// The same now, inside a block (TripBreaker): the index holds the
+    /// accounts the block touched as they were at their first touch until
+    /// its end, so those entries are skipped and theirs are computed from
+    /// their state now (the backstop's book and isolated sub-accounts stay
+    /// out, as in the index).
     fn stress_loss_top_two_now(&self) -> Result<Money, NumError> {
+        let touched = self.block.as_ref().map(|block| &block.touched);
         let mut losses: Vec<Money> = self
             .state
             .indexes
             .by_stress_loss
             .iter()
             .rev()
+            .filter(|(_, address)| !touched.is_some_and(|t| t.contains_key(address)))
             .take(2)
             .map(|(loss, _)| *loss)
             .collect();

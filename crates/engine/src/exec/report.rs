@@ -117,7 +117,7 @@ pub(super) fn validate(
     let changes = open_interest_changes(state, report)
         .map_err(|e| reject(TxCode::InvalidAmount, format!("open interest: {e}")))?;
     crate::breakers::check_report(state, report, open_interest, &changes, venue_interest)?;
-    check_margin(state, open_interest, report)
+    check_margin(state, open_interest, &changes, report)
 }
 
 /// How a position's change from `old` to `new` moves (long, short) open interest.
@@ -149,10 +149,7 @@ pub(crate) fn open_interest_changes(
         let old = state
             .accounts
             .get(&entry.account)
-            .and_then(|a| {
-                a.positions
-                    .get(&(entry.market.clone(), report.venue.clone()))
-            })
+            .and_then(|a| a.position(&entry.market, &report.venue))
             .map_or(Quantity::ZERO, |p| p.size);
         let (long_change, short_change) = open_interest_change(old, entry.size)?;
         let (long, short) = changes.entry(entry.market.clone()).or_default();
@@ -168,14 +165,14 @@ pub(crate) fn open_interest_changes(
 fn projected_targets(
     state: &State,
     open_interest: &OpenInterest,
-    report: &PositionReport,
+    changes: &OpenInterest,
 ) -> Result<BTreeMap<MarketId, Ratio>, NumError> {
     let mut targets = BTreeMap::new();
-    for (id, (long_change, short_change)) in open_interest_changes(state, report)? {
-        let Some(market) = state.markets.get(&id) else {
+    for (id, &(long_change, short_change)) in changes {
+        let Some(market) = state.markets.get(id) else {
             continue;
         };
-        let (long, short) = open_interest.get(&id).copied().unwrap_or_default();
+        let (long, short) = open_interest.get(id).copied().unwrap_or_default();
         let larger = long
             .checked_add(long_change)?
             .max(short.checked_add(short_change)?);
@@ -187,8 +184,8 @@ fn projected_targets(
             volatility_ppm: regime::volatility_ppm(market.margin.volatility_variance),
             volatility_reference_ppm: market.volatility_reference_ppm,
         })?;
-        let target = state.breakers.widen(&id, state.chain.height, target)?;
-        targets.insert(id, target);
+        let target = state.breakers.widen(id, state.chain.height, target)?;
+        targets.insert(id.clone(), target);
     }
     Ok(targets)
 }
@@ -211,9 +208,15 @@ fn apply_entry(account: &mut Account, venue: &VenueId, entry: &ReportEntry, heig
     }
 }
 
-/// The report applied to a copy of one account.
+/// The report applied to a copy of what margin reads of one account
+/// (collateral, settled PnL, positions).
 fn reported(account: &Account, venue: &VenueId, entries: &[&ReportEntry], height: u64) -> Account {
-    let mut after = account.clone();
+    let mut after = Account {
+        collateral: account.collateral.clone(),
+        positions: account.positions.clone(),
+        settled_pnl: account.settled_pnl,
+        ..Account::default()
+    };
     for entry in entries {
         apply_entry(&mut after, venue, entry, height);
     }
@@ -255,10 +258,11 @@ pub(crate) fn net_exposure_grows(before: Quantity, after: Quantity) -> Result<bo
 fn check_margin(
     state: &State,
     open_interest: &OpenInterest,
+    changes: &OpenInterest,
     report: &PositionReport,
 ) -> Result<(), TxRejection> {
     let arithmetic = |e: NumError| reject(TxCode::InvalidAmount, format!("margin arithmetic: {e}"));
-    let targets = projected_targets(state, open_interest, report).map_err(arithmetic)?;
+    let targets = projected_targets(state, open_interest, changes).map_err(arithmetic)?;
     let mut by_account: BTreeMap<Address, Vec<&ReportEntry>> = BTreeMap::new();
     for entry in &report.entries {
         by_account.entry(entry.account).or_default().push(entry);

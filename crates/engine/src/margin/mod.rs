@@ -129,9 +129,50 @@ pub fn compute_risk_with(
     height: u64,
     mode: MarginMode<'_>,
 ) -> Result<Risk, NumError> {
+    let mut risk = Risk::default();
+    fill_risk(&mut risk, account, markets, assets, height, mode)?;
+    Ok(risk)
+}
+
+/// Recomputes the account's risk (existing positions' margin) in place,
+/// reusing its exposures' allocations: the same value as
+/// [`compute_risk`]. On an error the risk is left partly updated.
+pub fn refresh_risk(
+    account: &mut Account,
+    markets: &BTreeMap<MarketId, Market>,
+    assets: &BTreeMap<AssetId, Asset>,
+    height: u64,
+) -> Result<(), NumError> {
+    let mut risk = std::mem::take(&mut account.risk);
+    let filled = compute_risk_into(&mut risk, account, markets, assets, height);
+    account.risk = risk;
+    filled
+}
+
+/// [`compute_risk`] into `risk`, reusing its allocations (a scratch risk
+/// for many accounts). On an error the risk is left partly updated.
+pub fn compute_risk_into(
+    risk: &mut Risk,
+    account: &Account,
+    markets: &BTreeMap<MarketId, Market>,
+    assets: &BTreeMap<AssetId, Asset>,
+    height: u64,
+) -> Result<(), NumError> {
+    fill_risk(risk, account, markets, assets, height, MarginMode::Existing)
+}
+
+fn fill_risk(
+    risk: &mut Risk,
+    account: &Account,
+    markets: &BTreeMap<MarketId, Market>,
+    assets: &BTreeMap<AssetId, Asset>,
+    height: u64,
+    mode: MarginMode<'_>,
+) -> Result<(), NumError> {
     let collateral_value = collateral_value(&account.collateral, assets)?;
-    let exposures = exposures(account, markets, mode)?;
-    let mut risk = Risk {
+    let mut exposures = std::mem::take(&mut risk.exposures);
+    fill_exposures(&mut exposures, account, markets, mode)?;
+    *risk = Risk {
         collateral_value,
         computed_height: height,
         ..Risk::default()
@@ -152,7 +193,7 @@ pub fn compute_risk_with(
         Ratio::ZERO
     };
     risk.exposures = exposures;
-    Ok(risk)
+    Ok(())
 }
 
 /// The health state for an equity and its requirements.
@@ -168,12 +209,15 @@ pub fn health(equity: Money, initial: Money, maintenance: Money) -> Health {
     }
 }
 
-fn exposures(
+/// Sets `exposures` to the account's exposures per market, in market
+/// order, reusing the entries already there.
+fn fill_exposures(
+    exposures: &mut Vec<Exposure>,
     account: &Account,
     markets: &BTreeMap<MarketId, Market>,
     mode: MarginMode<'_>,
-) -> Result<Vec<Exposure>, NumError> {
-    let mut result: Vec<Exposure> = Vec::new();
+) -> Result<(), NumError> {
+    let mut filled = 0;
     let mut current: Option<(&Market, Quantity, Quantity, Money)> = None;
     for ((market_id, _venue), position) in &account.positions {
         let Some(market) = markets.get(market_id) else {
@@ -189,26 +233,86 @@ fn exposures(
                 *upnl = upnl.checked_add(pnl)?;
             }
             _ => {
-                if let Some((m, net, gross, upnl)) = current.take() {
-                    result.push(market_exposure(m, net, gross, upnl, mode)?);
+                if let Some(done) = current.take() {
+                    set_exposure(exposures, filled, done, mode)?;
+                    filled += 1;
                 }
                 current = Some((market, position.size, position.size.abs()?, pnl));
             }
         }
     }
-    if let Some((m, net, gross, upnl)) = current {
-        result.push(market_exposure(m, net, gross, upnl, mode)?);
+    if let Some(done) = current {
+        set_exposure(exposures, filled, done, mode)?;
+        filled += 1;
     }
-    Ok(result)
+    exposures.truncate(filled);
+    Ok(())
 }
 
-fn market_exposure(
+/// Sets the `index`th exposure (appended if there are fewer) to a market's
+/// (net size, gross size, unrealized PnL).
+fn set_exposure(
+    exposures: &mut Vec<Exposure>,
+    index: usize,
+    figures: (&Market, Quantity, Quantity, Money),
+    mode: MarginMode<'_>,
+) -> Result<(), NumError> {
+    match exposures.get_mut(index) {
+        Some(slot) => fill_exposure(slot, figures, mode),
+        None => {
+            exposures.push(market_exposure(figures, mode)?);
+            Ok(())
+        }
+    }
+}
+
+/// Sets an exposure to a market's (net size, gross size, unrealized PnL).
+fn fill_exposure(
+    slot: &mut Exposure,
+    (market, net_size, gross_size, unrealized_pnl): (&Market, Quantity, Quantity, Money),
+    mode: MarginMode<'_>,
+) -> Result<(), NumError> {
+    let (net_notional, initial, maintenance) =
+        market_requirements(market, net_size, gross_size, mode)?;
+    // The id is cloned only when it differs from the one there.
+    if slot.market != market.id {
+        slot.market = market.id.clone();
+    }
+    slot.net_size = net_size;
+    slot.gross_size = gross_size;
+    slot.net_notional = net_notional;
+    slot.unrealized_pnl = unrealized_pnl;
+    slot.initial = initial;
+    slot.maintenance = maintenance;
+    Ok(())
+}
+
+/// An account's exposure in one market from its (net size, gross size,
+/// unrealized PnL) there.
+pub(super) fn market_exposure(
+    figures: (&Market, Quantity, Quantity, Money),
+    mode: MarginMode<'_>,
+) -> Result<Exposure, NumError> {
+    let mut exposure = Exposure {
+        market: figures.0.id.clone(),
+        net_size: Quantity::ZERO,
+        gross_size: Quantity::ZERO,
+        net_notional: Money::ZERO,
+        unrealized_pnl: Money::ZERO,
+        initial: Money::ZERO,
+        maintenance: Money::ZERO,
+    };
+    fill_exposure(&mut exposure, figures, mode)?;
+    Ok(exposure)
+}
+
+/// A market's (net notional, initial, maintenance) for a net and gross size.
+fn market_requirements(
     market: &Market,
     net_size: Quantity,
     gross_size: Quantity,
-    unrealized_pnl: Money,
     mode: MarginMode<'_>,
-) -> Result<Exposure, NumError> {
+) -> Result<(Money, Money, Money), NumError> {
     let price = market.oracle_price;
     let net_notional = net_size.abs()?.notional(price, Rounding::Ceil)?;
     let netted_notional = gross_size
@@ -228,15 +332,8 @@ fn market_exposure(
         regime::tiered_requirement(net_notional, market.initial_margin, &market.size_tiers)?;
     let basis = netted_notional.mul_ratio(market.basis, Rounding::Ceil)?;
     let initial = flat.max(tiered).checked_add(basis)?;
-    Ok(Exposure {
-        market: market.id.clone(),
-        net_size,
-        gross_size,
-        net_notional,
-        unrealized_pnl,
-        initial,
-        maintenance: initial.mul_ratio(market.maintenance_fraction, Rounding::Ceil)?,
-    })
+    let maintenance = initial.mul_ratio(market.maintenance_fraction, Rounding::Ceil)?;
+    Ok((net_notional, initial, maintenance))
 }
 
 /// Margin ratio (equity / maintenance, ppm, floored) for the risk index;

@@ -230,8 +230,10 @@ impl<'a> Probe<'a> {
         if let Some((net, gross, upnl)) = held {
             let target = target_after(self.market, self.open_interest, delta)?;
             let targets = BTreeMap::from([(self.market.id.clone(), target)]);
-            let exposure =
-                market_exposure(self.market, net, gross, upnl, MarginMode::NewRisk(&targets))?;
+            let exposure = market_exposure(
+                (self.market, net, gross, upnl),
+                MarginMode::NewRisk(&targets),
+            )?;
             equity = equity.checked_add(upnl)?;
             initial = initial.checked_add(exposure.initial)?;
         }

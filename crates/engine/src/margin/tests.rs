@@ -168,3 +168,82 @@ proptest! {
         prop_assert_eq!(long.maintenance, short.maintenance);
     }
 }
+
+/// Two markets, BTC-PERP and ETH-PERP, at one price.
+fn two_markets(price: i64) -> BTreeMap<MarketId, Market> {
+    let mut eth = market(price / 20 + 1);
+    eth.id = "ETH-PERP".parse().expect("id");
+    let mut all = markets(price);
+    all.insert(eth.id.clone(), eth);
+    all
+}
+
+/// Positions in either market, on any venue.
+fn account_in_two(collateral_usdc: i64, positions: &[(bool, usize, i64, i64)]) -> Account {
+    let mut account = account(collateral_usdc, &[]);
+    for &(eth, venue, size_milli, entry) in positions {
+        let market = if eth { "ETH-PERP" } else { "BTC-PERP" };
+        let venue = ["venue-a", "venue-b", "venue-c"][venue];
+        let key = (market.parse().expect("id"), venue.parse().expect("id"));
+        let position = Position {
+            size: Quantity::from_raw(i128::from(size_milli.max(1)) * 1_000_000),
+            entry_price: Price::from_units(entry).expect("positive"),
+            updated_height: 1,
+        };
+        account.positions.insert(key, position);
+    }
+    account
+}
+
+proptest! {
+    /// Recomputing in place over whatever risk the account had (other
+    /// markets, more or fewer exposures) gives exactly the fresh risk.
+    #[test]
+    fn refreshing_in_place_equals_computing_afresh(
+        accounts in proptest::collection::vec(
+            (0i64..100_000, proptest::collection::vec((any::<bool>(), 0usize..3, -5_000i64..5_000, 2_000i64..80_000), 0..5)),
+            1..5,
+        ),
+        price in 40_000i64..80_000,
+    ) {
+        let markets = two_markets(price);
+        let mut risk = Risk::default();
+        for (height, (collateral, positions)) in (1u64..).zip(&accounts) {
+            let mut account = account_in_two(*collateral, positions);
+            let fresh = compute_risk(&account, &markets, &assets(), height).expect("risk");
+            account.risk = risk;
+            refresh_risk(&mut account, &markets, &assets(), height).expect("risk");
+            prop_assert_eq!(&account.risk, &fresh);
+            risk = account.risk;
+        }
+    }
+}
+
+/// Finding a position by scan (few positions) or by key (many) agrees
+/// with the map's own lookup.
+#[test]
+fn positions_are_found_by_scan_and_by_key() {
+    for count in [3usize, 40] {
+        let mut account = Account::default();
+        for index in 0..count {
+            let key = (
+                format!("M{index}-PERP").parse::<MarketId>().expect("id"),
+                "venue-a".parse::<VenueId>().expect("id"),
+            );
+            let position = Position {
+                size: Quantity::from_units(i64::try_from(index).expect("small") + 1),
+                entry_price: Price::from_units(1).expect("positive"),
+                updated_height: 1,
+            };
+            account.positions.insert(key, position);
+        }
+        let venue: VenueId = "venue-a".parse().expect("id");
+        let other: VenueId = "venue-b".parse().expect("id");
+        for index in 0..=count {
+            let market: MarketId = format!("M{index}-PERP").parse().expect("id");
+            let expected = account.positions.get(&(market.clone(), venue.clone()));
+            assert_eq!(account.position(&market, &venue), expected);
+            assert_eq!(account.position(&market, &other), None);
+        }
+    }
+}
