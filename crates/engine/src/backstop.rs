@@ -30,6 +30,8 @@ use crate::state::{Account, InsuranceFund, Market, State};
 use crate::{invariant, EngineError};
 
 mod adl;
+
+pub(crate) use adl::AdlRanking;
 mod book;
 
 /// The insurance fund's backstop account. No key hashes to it (addresses are
@@ -234,6 +236,8 @@ impl Engine {
             self.unwind_stale_book(fund.as_ref(), events)?;
             self.sweep_book_pnl(fund.as_ref())?;
         }
+        // Rankings hold for the backstop only: later stages may move what they score.
+        self.block_context()?.adl_rankings.clear();
         Ok(())
     }
 

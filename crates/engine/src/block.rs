@@ -121,6 +121,9 @@ pub(crate) struct BlockContext {
     pub(crate) begin_events: Vec<Event>,
     /// Proposals, params and governance state changed by governance.
     pub(crate) governance: crate::governance::GovernanceDirty,
+    /// ADL candidates per market while the backstop runs (scored once, then
+    /// only the accounts touched since).
+    pub(crate) adl_rankings: BTreeMap<MarketId, crate::backstop::AdlRanking>,
 }
 
 /// What a touched account held before the block.
@@ -342,6 +345,9 @@ impl Engine {
             .block
             .as_mut()
             .ok_or_else(|| TxRejection::new(TxCode::MalformedTx, "no block in progress"))?;
+        for ranking in block.adl_rankings.values_mut() {
+            ranking.stale.insert(address);
+        }
         let account = state.accounts.get(&address);
         let before = match block.touched.entry(address) {
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),

@@ -3,6 +3,8 @@
 //! effective leverage on their net exposure across venues.
 
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound::{Excluded, Unbounded};
 
 use clearnode_num::{mul_div, Money, Quantity, Rounding};
 use clearnode_types::{Address, MarketId, VenueId};
@@ -14,12 +16,15 @@ use crate::margin::compute_risk_into;
 use crate::{invariant, EngineError};
 
 /// An account ADL may reduce in one market.
-pub(super) struct Candidate {
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
     pub(super) address: Address,
     /// Net size across venues (the side opposite the bankrupt account).
     pub(super) net_size: Quantity,
     /// Unrealized profit in the market (positive).
     pub(super) profit: Money,
+    /// Profit x effective leverage: who gives first.
+    pub(super) score: i128,
 }
 
 impl Engine {
@@ -42,15 +47,19 @@ impl Engine {
         if bankrupt_net.is_zero() {
             return Ok(Money::ZERO);
         }
-        let mut candidates = self.adl_candidates(market_id, -bankrupt_net.signum(), bankrupt)?;
-        candidates.sort_by_key(|(score, candidate)| (Reverse(*score), candidate.address));
+        let side = -bankrupt_net.signum();
+        self.refresh_adl_ranking(market_id)?;
         let share_max = self.state.params.liquidation.adl_profit_share_max;
         let mut quantity_left = bankrupt_net.abs().map_err(arithmetic)?;
         let mut shortfall_left = shortfall;
-        for (_, candidate) in candidates {
-            if !shortfall_left.is_positive() || !quantity_left.is_positive() {
+        // The ranking as it stands now: the candidates this call reduces are
+        // touched (scored again by the next call), not moved in this walk.
+        let mut after: Option<RankKey> = None;
+        while shortfall_left.is_positive() && quantity_left.is_positive() {
+            let Some(candidate) = self.next_adl_candidate(market_id, side, bankrupt, after)? else {
                 break;
-            }
+            };
+            after = Some((Reverse(candidate.score), candidate.address));
             // Every unit goes at the same price (the shortfall left per unit
             // left); the cap on what one account pays limits its units.
             let cap = candidate
@@ -100,22 +109,58 @@ impl Engine {
         shortfall.checked_sub(shortfall_left).map_err(arithmetic)
     }
 
-    /// Holders of the market with a net position on `side` and a profit in
-    /// it, scored by profit x effective leverage (both on net exposure).
-    pub(super) fn adl_candidates(
-        &self,
-        market_id: &MarketId,
-        side: i128,
-        bankrupt: Address,
-    ) -> Result<Vec<(i128, Candidate)>, EngineError> {
-        // The holders index has the accounts this block touched as they
-        // were at their first touch (their contributions are replaced at the
-        // end of the block): add those that hold the market now (one that
-        // no longer does has no exposure in it below).
+    /// Brings the market's ADL ranking up to date: built from the market's
+    /// holders the first time this block needs it, then only the accounts
+    /// touched since are scored again. A holder's score depends on nothing
+    /// but its own account and the block's prices, which the backstop does
+    /// not move, so the ranking equals one scored afresh.
+    pub(super) fn refresh_adl_ranking(&mut self, market_id: &MarketId) -> Result<(), EngineError> {
+        let block = self.block_context()?;
+        let (fresh, stale): (bool, Vec<Address>) = match block.adl_rankings.get_mut(market_id) {
+            Some(ranking) => (
+                false,
+                std::mem::take(&mut ranking.stale).into_iter().collect(),
+            ),
+            None => (true, self.adl_holders(market_id)),
+        };
+        let height = self.state.chain.height;
+        // One risk, recomputed in place for each holder (no allocation per holder).
+        let mut risk = crate::margin::Risk::default();
+        let mut scored = Vec::with_capacity(stale.len());
+        for address in stale {
+            let score = match self.state.accounts.get(&address) {
+                Some(account) if !is_book(&address, account) => {
+                    let (markets, assets) = (&self.state.markets, &self.state.assets);
+                    compute_risk_into(&mut risk, account, markets, assets, height)
+                        .map_err(arithmetic)?;
+                    candidate_in(&risk, market_id, address)
+                }
+                _ => None,
+            };
+            scored.push((address, score));
+        }
+        let rankings = &mut self.block_context()?.adl_rankings;
+        if fresh {
+            rankings.insert(market_id.clone(), AdlRanking::build(scored));
+            return Ok(());
+        }
+        let ranking = rankings
+            .get_mut(market_id)
+            .ok_or_else(|| invariant("ADL ranking vanished"))?;
+        for (address, candidate) in scored {
+            ranking.set(address, candidate);
+        }
+        Ok(())
+    }
+
+    /// Holders of the market: its holders index (the accounts this block
+    /// touched as they were at their first touch) and the touched accounts
+    /// that hold it now.
+    fn adl_holders(&self, market_id: &MarketId) -> Vec<Address> {
         let indexed = self.state.indexes.market_holders.get(market_id);
-        let mut unindexed = Vec::new();
+        let mut holders: Vec<Address> = indexed.into_iter().flatten().copied().collect();
         if let Some(block) = &self.block {
-            unindexed.extend(block.touched.keys().copied().filter(|address| {
+            holders.extend(block.touched.keys().copied().filter(|address| {
                 !indexed.is_some_and(|set| set.contains(address))
                     && self
                         .state
@@ -124,42 +169,32 @@ impl Engine {
                         .is_some_and(|a| a.positions.keys().any(|(m, _)| m == market_id))
             }));
         }
-        let height = self.state.chain.height;
-        let mut candidates = Vec::new();
-        // One risk, recomputed in place for each holder (no allocation per
-        // holder); the candidates' order does not depend on the walk's:
-        // they are sorted by (score, address).
-        let mut risk = crate::margin::Risk::default();
-        for address in indexed.into_iter().flatten().chain(&unindexed) {
-            let Some(account) = self.state.accounts.get(address) else {
-                continue;
-            };
-            if *address == bankrupt || is_book(address, account) {
-                continue;
-            }
-            let (markets, assets) = (&self.state.markets, &self.state.assets);
-            compute_risk_into(&mut risk, account, markets, assets, height).map_err(arithmetic)?;
-            let Some(exposure) = risk.exposures.iter().find(|e| &e.market == market_id) else {
-                continue;
-            };
-            if exposure.net_size.signum() != side
-                || !exposure.unrealized_pnl.is_positive()
-                || !risk.equity.is_positive()
-            {
-                continue;
-            }
-            let leverage = risk.leverage.raw().max(1);
-            let score = exposure.unrealized_pnl.raw().saturating_mul(leverage);
-            candidates.push((
-                score,
-                Candidate {
-                    address: *address,
-                    net_size: exposure.net_size,
-                    profit: exposure.unrealized_pnl,
-                },
-            ));
-        }
-        Ok(candidates)
+        holders
+    }
+
+    /// The best-ranked candidate on `side` after `after`, other than the
+    /// bankrupt account: most profit x leverage first, then address.
+    pub(super) fn next_adl_candidate(
+        &mut self,
+        market_id: &MarketId,
+        side: i128,
+        bankrupt: Address,
+        after: Option<RankKey>,
+    ) -> Result<Option<Candidate>, EngineError> {
+        let ranking = self
+            .block_context()?
+            .adl_rankings
+            .get(market_id)
+            .ok_or_else(|| invariant("ADL ranking missing"))?;
+        let Some(order) = ranking.order.get(&side) else {
+            return Ok(None);
+        };
+        let lower = after.map_or(Unbounded, Excluded);
+        let next = order
+            .range((lower, Unbounded))
+            .map(|(_, address)| *address)
+            .find(|address| *address != bankrupt);
+        Ok(next.and_then(|address| ranking.scored.get(&address).cloned()))
     }
 
     /// Reduces a candidate's net position by `quantity` (its legs on the net
@@ -238,4 +273,80 @@ impl Engine {
         account.settled_pnl = account.settled_pnl.checked_sub(pay).map_err(arithmetic)?;
         Ok(())
     }
+}
+
+/// Where a candidate sits in its side's order.
+type RankKey = (Reverse<i128>, Address);
+
+/// A market's ADL candidates within one block's backstop, per side.
+#[derive(Debug, Default)]
+pub(crate) struct AdlRanking {
+    scored: BTreeMap<Address, Candidate>,
+    order: BTreeMap<i128, BTreeSet<RankKey>>,
+    /// Accounts touched since the ranking was last brought up to date.
+    pub(crate) stale: BTreeSet<Address>,
+}
+
+impl AdlRanking {
+    /// A ranking of scored holders, built in bulk (sorted input fills the
+    /// trees' nodes at once).
+    fn build(scored: Vec<(Address, Option<Candidate>)>) -> Self {
+        let mut candidates: Vec<Candidate> = scored
+            .into_iter()
+            .filter_map(|(_, candidate)| candidate)
+            .collect();
+        candidates.sort_unstable_by_key(|c| (c.net_size.signum(), Reverse(c.score), c.address));
+        let mut order: BTreeMap<i128, BTreeSet<RankKey>> = BTreeMap::new();
+        for side in candidates.chunk_by(|a, b| a.net_size.signum() == b.net_size.signum()) {
+            if let Some(first) = side.first() {
+                let keys = side.iter().map(|c| (Reverse(c.score), c.address));
+                order.insert(first.net_size.signum(), keys.collect());
+            }
+        }
+        let scored = candidates.into_iter().map(|c| (c.address, c)).collect();
+        Self {
+            scored,
+            order,
+            stale: BTreeSet::new(),
+        }
+    }
+
+    fn set(&mut self, address: Address, candidate: Option<Candidate>) {
+        if let Some(old) = self.scored.remove(&address) {
+            if let Some(side) = self.order.get_mut(&old.net_size.signum()) {
+                side.remove(&(Reverse(old.score), address));
+            }
+        }
+        if let Some(candidate) = candidate {
+            self.order
+                .entry(candidate.net_size.signum())
+                .or_default()
+                .insert((Reverse(candidate.score), address));
+            self.scored.insert(address, candidate);
+        }
+    }
+}
+
+/// The account as an ADL candidate in the market, from its risk: a net
+/// position with a profit there and positive equity, scored by profit x
+/// effective leverage.
+fn candidate_in(
+    risk: &crate::margin::Risk,
+    market_id: &MarketId,
+    address: Address,
+) -> Option<Candidate> {
+    let exposure = risk.exposures.iter().find(|e| &e.market == market_id)?;
+    if exposure.net_size.is_zero()
+        || !exposure.unrealized_pnl.is_positive()
+        || !risk.equity.is_positive()
+    {
+        return None;
+    }
+    let leverage = risk.leverage.raw().max(1);
+    Some(Candidate {
+        address,
+        net_size: exposure.net_size,
+        profit: exposure.unrealized_pnl,
+        score: exposure.unrealized_pnl.raw().saturating_mul(leverage),
+    })
 }

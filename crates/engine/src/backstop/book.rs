@@ -65,13 +65,14 @@ impl Engine {
         events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
         let side = -book_size.signum();
-        let mut candidates = self.adl_candidates(market_id, side, book)?;
-        candidates.sort_by_key(|(score, candidate)| (std::cmp::Reverse(*score), candidate.address));
+        self.refresh_adl_ranking(market_id)?;
         let mut left = book_size.abs().map_err(arithmetic)?;
-        for (_, candidate) in candidates {
-            if !left.is_positive() {
+        let mut after = None;
+        while left.is_positive() {
+            let Some(candidate) = self.next_adl_candidate(market_id, side, book, after)? else {
                 break;
-            }
+            };
+            after = Some((std::cmp::Reverse(candidate.score), candidate.address));
             let leg = self.leg(candidate.address, market_id, venue);
             if leg.signum() != side {
                 continue;
