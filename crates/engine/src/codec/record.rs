@@ -5,12 +5,10 @@
 
 use clearnode_num::{Money, Quantity, Ratio};
 use clearnode_types::Address;
+use prost::encoding::{encode_key, encode_varint, WireType};
 
 use super::{bad, health_to_pb, DecodeError};
 use crate::margin::Risk;
-
-const VARINT: u8 = 0;
-const LENGTH_DELIMITED: u8 = 2;
 
 /// A protobuf writer with a reusable text buffer.
 #[derive(Debug, Default)]
@@ -20,30 +18,18 @@ pub struct RecordWriter {
     text: String,
 }
 
-fn varint(mut value: u64, out: &mut Vec<u8>) {
-    while value >= 0x80 {
-        out.push(u8::try_from(value & 0x7f).unwrap_or(0) | 0x80);
-        value >>= 7;
-    }
-    out.push(u8::try_from(value).unwrap_or(0));
-}
-
-fn key(tag: u32, wire_type: u8, out: &mut Vec<u8>) {
-    varint(u64::from(tag) << 3 | u64::from(wire_type), out);
-}
-
 fn bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
     if !value.is_empty() {
-        key(tag, LENGTH_DELIMITED, out);
-        varint(value.len() as u64, out);
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(value.len() as u64, out);
         out.extend_from_slice(value);
     }
 }
 
 fn uint64(tag: u32, value: u64, out: &mut Vec<u8>) {
     if value != 0 {
-        key(tag, VARINT, out);
-        varint(value, out);
+        encode_key(tag, WireType::Varint, out);
+        encode_varint(value, out);
     }
 }
 
@@ -103,8 +89,8 @@ impl RecordWriter {
             text(6, exposure.initial, t, nested);
             text(7, exposure.maintenance, t, nested);
             // A repeated message is written even when empty.
-            key(10, LENGTH_DELIMITED, out);
-            varint(nested.len() as u64, out);
+            encode_key(10, WireType::LengthDelimited, out);
+            encode_varint(nested.len() as u64, out);
             out.extend_from_slice(nested);
         }
         uint64(11, risk.computed_height, out);

@@ -9,6 +9,7 @@
 use clearnode_num::Money;
 use clearnode_proto::state::v1 as pb;
 use clearnode_types::{Address, AssetId, MarketId, VenueId};
+use prost::encoding::{decode_key, decode_varint, WireType};
 
 use super::{bad, health_from_pb, parse, DecodeError};
 use crate::margin::{Exposure, Risk};
@@ -39,18 +40,7 @@ impl<'a> Fields<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut value = 0u64;
-        for (index, byte) in self.rest.iter().take(10).enumerate() {
-            if index == 9 && *byte > 1 {
-                break;
-            }
-            value |= u64::from(byte & 0x7f) << (7 * index);
-            if byte & 0x80 == 0 {
-                self.rest = &self.rest[index + 1..];
-                return Ok(value);
-            }
-        }
-        Err(self.malformed("invalid varint"))
+        decode_varint(&mut self.rest).map_err(|_| self.malformed("invalid varint"))
     }
 
     fn take(&mut self, len: u64) -> Result<&'a [u8], DecodeError> {
@@ -64,24 +54,21 @@ impl<'a> Fields<'a> {
     }
 
     /// The next field number and value, `None` at the end.
-    fn next_field(&mut self) -> Result<Option<(u64, Value<'a>)>, DecodeError> {
+    fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, DecodeError> {
         if self.rest.is_empty() {
             return Ok(None);
         }
-        let key = self.varint()?;
-        let field = key >> 3;
-        if field == 0 || field > u64::from(u32::MAX >> 3) {
-            return Err(self.malformed("field number"));
-        }
-        let value = match key & 7 {
-            0 => Value::Varint(self.varint()?),
-            1 => self.take(8).map(|_| Value::Fixed)?,
-            2 => {
+        let (field, wire_type) =
+            decode_key(&mut self.rest).map_err(|e| self.malformed(&e.to_string()))?;
+        let value = match wire_type {
+            WireType::Varint => Value::Varint(self.varint()?),
+            WireType::SixtyFourBit => self.take(8).map(|_| Value::Fixed)?,
+            WireType::LengthDelimited => {
                 let len = self.varint()?;
                 Value::Bytes(self.take(len)?)
             }
-            5 => self.take(4).map(|_| Value::Fixed)?,
-            _ => return Err(self.malformed("wire type")),
+            WireType::ThirtyTwoBit => self.take(4).map(|_| Value::Fixed)?,
+            WireType::StartGroup | WireType::EndGroup => return Err(self.malformed("wire type")),
         };
         Ok(Some((field, value)))
     }
