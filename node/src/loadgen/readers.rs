@@ -21,7 +21,7 @@ use prost::Message;
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use super::stats::{percentile_ms, round2};
+use super::stats::{percentile_ms, round2, sorted_latencies};
 
 /// How long to wait after the run for the header that commits the last height seen.
 const HEADER_WAIT: Duration = Duration::from_secs(10);
@@ -240,11 +240,7 @@ impl ReadReport {
         duration: Duration,
         headers: HeaderCheck,
     ) -> Self {
-        let mut latencies: Vec<u64> = tallies
-            .iter()
-            .flat_map(|t| t.latencies_us.iter().copied())
-            .collect();
-        latencies.sort_unstable();
+        let latencies = sorted_latencies(tallies.iter().map(|t| t.latencies_us.as_slice()));
         let answered: u64 = tallies.iter().map(|t| t.answered).sum();
         let heights: std::collections::BTreeSet<u64> = tallies
             .iter()

@@ -71,11 +71,7 @@ impl LoadReport {
         blocks: u64,
         duration: Duration,
     ) -> Self {
-        let mut latencies: Vec<u64> = tallies
-            .iter()
-            .flat_map(|t| t.latencies_us.iter().copied())
-            .collect();
-        latencies.sort_unstable();
+        let latencies = sorted_latencies(tallies.iter().map(|t| t.latencies_us.as_slice()));
         let seconds = duration.as_secs_f64();
         let tx_per_s = committed_in_window as f64 / seconds;
         let updates_per_tx = match args.target {
@@ -174,6 +170,13 @@ impl LoadReport {
 
 pub(super) fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
+}
+
+/// Every lane's (or reader's) latencies in microseconds, merged and sorted.
+pub(super) fn sorted_latencies<'a>(lists: impl Iterator<Item = &'a [u64]>) -> Vec<u64> {
+    let mut latencies: Vec<u64> = lists.flatten().copied().collect();
+    latencies.sort_unstable();
+    latencies
 }
 
 /// The `percent`-th percentile (nearest rank) of sorted microseconds, in ms.
