@@ -354,15 +354,7 @@ impl Engine {
             std::collections::btree_map::Entry::Vacant(entry) => {
                 let before = match account {
                     Some(account) => {
-                        mark_markets(&mut block.dirty_markets, account);
-                        let stress_move = state.breakers.system.params.coverage_stress_move;
-                        Before {
-                            health: account.risk.health,
-                            risk_keys: RiskKeys::of(address, account, stress_move).map_err(
-                                |e| TxRejection::new(TxCode::InvalidAmount, e.to_string()),
-                            )?,
-                            held: None,
-                        }
+                        first_touch(state, &mut block.dirty_markets, address, account)?
                     }
                     None => Before::default(),
                 };
@@ -399,14 +391,12 @@ impl Engine {
             // Not reached (indexes hold existing accounts): created as before.
             return self.touch_account(address).map(|_| ());
         };
-        mark_markets(&mut block.dirty_markets, account);
-        let stress_move = state.breakers.system.params.coverage_stress_move;
-        entry.insert(Before {
-            health: account.risk.health,
-            risk_keys: RiskKeys::of(address, account, stress_move)
-                .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?,
-            held: None,
-        });
+        entry.insert(first_touch(
+            state,
+            &mut block.dirty_markets,
+            address,
+            account,
+        )?);
         Ok(())
     }
 
@@ -599,6 +589,25 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// What an existing account's first touch in a block remembers: its health
+/// and where its risk sits in the indexes and totals (its holdings only
+/// once something changes them); its markets' aggregates become dirty.
+fn first_touch(
+    state: &State,
+    dirty_markets: &mut BTreeSet<MarketId>,
+    address: Address,
+    account: &Account,
+) -> Result<Before, TxRejection> {
+    mark_markets(dirty_markets, account);
+    let stress_move = state.breakers.system.params.coverage_stress_move;
+    Ok(Before {
+        health: account.risk.health,
+        risk_keys: RiskKeys::of(address, account, stress_move)
+            .map_err(|e| TxRejection::new(TxCode::InvalidAmount, e.to_string()))?,
+        held: None,
+    })
 }
 
 /// Adds the markets an account holds to `markets`.
