@@ -1,12 +1,12 @@
 //! `AuditService`: read-only answers from committed state, each naming the
 //! height and app hash it was read from, with an ics23 proof on request.
 
+use std::sync::Arc;
+
 use clearnode_engine::keys;
 use clearnode_proto::audit::v1 as pb;
 use clearnode_proto::audit::v1::audit_service_server::AuditService;
 use clearnode_proto::state::v1 as state_pb;
-use std::sync::Arc;
-
 use clearnode_store::{Committed, Store};
 use clearnode_types::{Address, MarketId};
 use tonic::{Request, Response, Status};
@@ -34,6 +34,18 @@ struct Read {
     value: Option<Vec<u8>>,
 }
 
+/// The version a read at `height` names, given the latest committed block.
+fn version_at(latest: Committed, height: u64) -> Result<u64, Status> {
+    match height {
+        0 => Ok(latest.version),
+        h if h <= latest.version => Ok(h),
+        h => Err(Status::out_of_range(format!(
+            "height {h} is not committed yet (latest {})",
+            latest.version
+        ))),
+    }
+}
+
 impl AuditApi {
     /// The service over `store`.
     pub fn new(store: Store) -> Self {
@@ -54,15 +66,7 @@ impl AuditApi {
 
     /// The version to read: the latest committed block for 0, else `height`.
     fn version(&self, height: u64) -> Result<u64, Status> {
-        let latest = self.latest()?;
-        match height {
-            0 => Ok(latest.version),
-            h if h <= latest.version => Ok(h),
-            h => Err(Status::out_of_range(format!(
-                "height {h} is not committed yet (latest {})",
-                latest.version
-            ))),
-        }
+        version_at(self.latest()?, height)
     }
 
     /// The version to read (as [`Self::version`]) and its app hash.
@@ -71,7 +75,7 @@ impl AuditApi {
         if height == 0 || height == latest.version {
             return Ok(latest);
         }
-        let version = self.version(height)?;
+        let version = version_at(latest, height)?;
         let root_hash = self
             .store
             .root_hash(version)
