@@ -1,16 +1,17 @@
 //! PositionReport: a venue's batch of position snapshots for accounts that
 //! authorized it. All entries apply, or none.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use clearnode_num::{NumError, Quantity, Ratio, Rounding};
 use clearnode_types::tx::{PositionReport, ReportEntry, VerifiedTx};
-use clearnode_types::{Address, MarketId, TxCode, TxRejection, VenueId};
+use clearnode_types::{MarketId, TxCode, TxRejection, VenueId};
 
 use super::reject;
 use crate::block::{Engine, Event};
 use crate::margin::regime::{self, TargetInputs};
-use crate::margin::{compute_risk, compute_risk_with, Health, MarginMode};
+use crate::margin::{compute_risk, fill_risk_over, Health, MarginMode, Risk};
 use crate::state::{Account, Position, State};
 
 /// Open interest (long, short sizes) per market.
@@ -190,55 +191,104 @@ fn projected_targets(
     Ok(targets)
 }
 
+/// The position an entry leaves on its venue: `None` when it closes it.
+fn reported_position(entry: &ReportEntry, height: u64) -> Option<Position> {
+    match entry.entry_price {
+        Some(entry_price) if !entry.size.is_zero() => Some(Position {
+            size: entry.size,
+            entry_price,
+            updated_height: height,
+        }),
+        _ => None,
+    }
+}
+
 /// Sets (or, at size zero, removes) the reported position.
 fn apply_entry(account: &mut Account, venue: &VenueId, entry: &ReportEntry, height: u64) {
     let key = (entry.market.clone(), venue.clone());
-    match entry.entry_price {
-        Some(entry_price) if !entry.size.is_zero() => {
-            let position = Position {
-                size: entry.size,
-                entry_price,
-                updated_height: height,
-            };
+    match reported_position(entry, height) {
+        Some(position) => {
             account.positions.insert(key, position);
         }
-        _ => {
+        None => {
             account.positions.remove(&key);
         }
     }
 }
 
-/// The report applied to a copy of what margin reads of one account
-/// (collateral, settled PnL, positions).
-fn reported(account: &Account, venue: &VenueId, entries: &[&ReportEntry], height: u64) -> Account {
-    let mut after = Account {
-        collateral: account.collateral.clone(),
-        positions: account.positions.clone(),
-        settled_pnl: account.settled_pnl,
-        ..Account::default()
-    };
-    for entry in entries {
-        apply_entry(&mut after, venue, entry, height);
+/// What one account's entries (in report order) leave on the report's
+/// venue: per market, in market order, the last entry's position.
+fn reported_changes<'r>(
+    entries: &[&'r ReportEntry],
+    height: u64,
+) -> Vec<(&'r MarketId, Option<Position>)> {
+    let mut by_market: Vec<&ReportEntry> = entries.to_vec();
+    // Stable: a market's entries stay in report order, and the last wins.
+    by_market.sort_by(|a, b| a.market.cmp(&b.market));
+    let mut changes: Vec<(&MarketId, Option<Position>)> = Vec::with_capacity(by_market.len());
+    for entry in by_market {
+        let position = reported_position(entry, height);
+        match changes.last_mut() {
+            Some((market, last)) if *market == &entry.market => *last = position,
+            _ => changes.push((&entry.market, position)),
+        }
     }
-    after
+    changes
 }
 
-/// Net size per market.
-fn net_sizes(account: &Account) -> Result<BTreeMap<&MarketId, Quantity>, NumError> {
-    let mut nets: BTreeMap<&MarketId, Quantity> = BTreeMap::new();
-    for ((market, _), position) in &account.positions {
-        let net = nets.entry(market).or_default();
-        *net = net.checked_add(position.size)?;
-    }
-    Ok(nets)
+/// The account's positions with `changes` (on `venue`, in market order)
+/// laid over them, in position-key order: the account as the report
+/// leaves it, without copying it.
+fn positions_after<'a>(
+    account: &'a Account,
+    venue: &'a VenueId,
+    changes: &'a [(&'a MarketId, Option<Position>)],
+) -> impl Iterator<Item = (&'a MarketId, &'a Position)> + 'a {
+    let mut held = account.positions.iter().peekable();
+    let mut changed = changes.iter().peekable();
+    std::iter::from_fn(move || loop {
+        let order = match (held.peek(), changed.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(((market, held_venue), _)), Some((changed_market, _))) => {
+                (market, held_venue).cmp(&(changed_market, venue))
+            }
+        };
+        if order != Ordering::Greater {
+            let ((market, _), position) = held.next()?;
+            if order == Ordering::Less {
+                return Some((market, position));
+            }
+        }
+        let (market, after) = changed.next()?;
+        if let Some(position) = after {
+            return Some((*market, position));
+        }
+    })
 }
 
-/// Whether `after` has more net exposure than `before` in some market (a
-/// larger net size, or a flip to the other side).
-fn adds_exposure(before: &Account, after: &Account) -> Result<bool, NumError> {
-    let before = net_sizes(before)?;
-    for (market, net_after) in net_sizes(after)? {
-        let net_before = before.get(market).copied().unwrap_or_default();
+/// Whether the changes leave more net exposure than the account has in
+/// some market (a larger net size, or a flip to the other side).
+fn adds_exposure(
+    account: &Account,
+    venue: &VenueId,
+    changes: &[(&MarketId, Option<Position>)],
+) -> Result<bool, NumError> {
+    for (market, after) in changes {
+        let mut net_before = Quantity::ZERO;
+        for ((held_market, _), position) in &account.positions {
+            if held_market == *market {
+                net_before = net_before.checked_add(position.size)?;
+            }
+        }
+        let size_before = account
+            .position(market, venue)
+            .map_or(Quantity::ZERO, |p| p.size);
+        let size_after = after.as_ref().map_or(Quantity::ZERO, |p| p.size);
+        let net_after = net_before
+            .checked_sub(size_before)?
+            .checked_add(size_after)?;
         if net_exposure_grows(net_before, net_after)? {
             return Ok(true);
         }
@@ -263,17 +313,19 @@ fn check_margin(
 ) -> Result<(), TxRejection> {
     let arithmetic = |e: NumError| reject(TxCode::InvalidAmount, format!("margin arithmetic: {e}"));
     let targets = projected_targets(state, open_interest, changes).map_err(arithmetic)?;
-    let mut by_account: BTreeMap<Address, Vec<&ReportEntry>> = BTreeMap::new();
-    for entry in &report.entries {
-        by_account.entry(entry.account).or_default().push(entry);
-    }
+    // Entries grouped by account; stable, so each keeps the report's order.
+    let mut by_account: Vec<&ReportEntry> = report.entries.iter().collect();
+    by_account.sort_by_key(|entry| entry.account);
     let height = state.chain.height;
-    for (address, entries) in by_account {
+    for entries in by_account.chunk_by(|a, b| a.account == b.account) {
+        let Some(address) = entries.first().map(|entry| entry.account) else {
+            continue;
+        };
         let Some(account) = state.accounts.get(&address) else {
             continue; // unreachable: authorization was checked
         };
-        let after = reported(account, &report.venue, &entries, height);
-        if !adds_exposure(account, &after).map_err(arithmetic)? {
+        let reported = reported_changes(entries, height);
+        if !adds_exposure(account, &report.venue, &reported).map_err(arithmetic)? {
             continue;
         }
         let now =
@@ -288,8 +340,18 @@ fn check_margin(
             ));
         }
         let mode = MarginMode::NewRisk(&targets);
-        let next = compute_risk_with(&after, &state.markets, &state.assets, height, mode)
-            .map_err(arithmetic)?;
+        let after = positions_after(account, &report.venue, &reported);
+        let mut next = Risk::default();
+        fill_risk_over(
+            &mut next,
+            account,
+            after,
+            &state.markets,
+            &state.assets,
+            height,
+            mode,
+        )
+        .map_err(arithmetic)?;
         if next.equity < next.initial {
             return Err(reject(
                 TxCode::InsufficientInitialMargin,
@@ -349,5 +411,100 @@ impl Engine {
             .with("venue", &report.venue)
             .with("entries", entries)
             .with("acknowledged_height", report.acknowledged_height))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clearnode_num::Price;
+    use clearnode_types::Address;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MARKETS: [&str; 3] = ["BTC-PERP", "ETH-PERP", "SOL-PERP"];
+    const VENUES: [&str; 3] = ["venue-a", "venue-b", "venue-c"];
+
+    fn market(i: usize) -> MarketId {
+        MARKETS[i % MARKETS.len()].parse().unwrap()
+    }
+
+    fn venue(i: usize) -> VenueId {
+        VENUES[i % VENUES.len()].parse().unwrap()
+    }
+
+    fn account(held: &[(usize, usize, i128)]) -> Account {
+        let mut account = Account::default();
+        for &(m, v, size) in held {
+            if size != 0 {
+                let position = Position {
+                    size: Quantity::from_raw(size),
+                    entry_price: Price::from_units(100).unwrap(),
+                    updated_height: 1,
+                };
+                account.positions.insert((market(m), venue(v)), position);
+            }
+        }
+        account
+    }
+
+    fn entry((m, size, priced): (usize, i128, bool)) -> ReportEntry {
+        ReportEntry {
+            account: Address::default(),
+            market: market(m),
+            size: Quantity::from_raw(size),
+            entry_price: priced.then(|| Price::from_units(101).unwrap()),
+        }
+    }
+
+    /// The net size per market, the way the margin check once derived
+    /// exposure: from a whole copy of the account.
+    fn net_sizes(account: &Account) -> BTreeMap<MarketId, Quantity> {
+        let mut nets: BTreeMap<MarketId, Quantity> = BTreeMap::new();
+        for ((market, _), position) in &account.positions {
+            let net = nets.entry(market.clone()).or_default();
+            *net = net.checked_add(position.size).unwrap();
+        }
+        nets
+    }
+
+    proptest! {
+        /// Laying a report's changes over an account gives exactly the
+        /// positions of a copy with the entries applied one by one (the last
+        /// entry for a market winning, a zero size or a missing price
+        /// closing), and the same answer to whether exposure grows.
+        #[test]
+        fn the_overlay_is_the_account_as_the_report_leaves_it(
+            held in prop::collection::vec((0..3usize, 0..3usize, -5..5i128), 0..9),
+            entries in prop::collection::vec((0..3usize, -5..5i128, any::<bool>()), 1..6),
+            reporter in 0..3usize,
+        ) {
+            let before = account(&held);
+            let venue = venue(reporter);
+            let entries: Vec<ReportEntry> = entries.into_iter().map(entry).collect();
+            let refs: Vec<&ReportEntry> = entries.iter().collect();
+
+            let mut copy = before.clone();
+            for entry in &refs {
+                apply_entry(&mut copy, &venue, entry, 7);
+            }
+            let changes = reported_changes(&refs, 7);
+            let overlaid: Vec<(MarketId, Position)> = positions_after(&before, &venue, &changes)
+                .map(|(market, position)| (market.clone(), position.clone()))
+                .collect();
+            let copied: Vec<(MarketId, Position)> = copy
+                .positions
+                .iter()
+                .map(|((market, _), position)| (market.clone(), position.clone()))
+                .collect();
+            prop_assert_eq!(overlaid, copied);
+
+            let (nets_before, nets_after) = (net_sizes(&before), net_sizes(&copy));
+            let grows = nets_after.iter().any(|(market, after)| {
+                let before = nets_before.get(market).copied().unwrap_or_default();
+                net_exposure_grows(before, *after).unwrap()
+            });
+            prop_assert_eq!(adds_exposure(&before, &venue, &changes).unwrap(), grows);
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use clearnode_num::{Money, NumError, Quantity, Ratio, Rounding};
 use clearnode_types::{AssetId, MarketId};
 
-use crate::state::{Account, Asset, Market};
+use crate::state::{Account, Asset, Market, Position};
 
 pub mod passport;
 pub mod regime;
@@ -169,9 +169,28 @@ fn fill_risk(
     height: u64,
     mode: MarginMode<'_>,
 ) -> Result<(), NumError> {
+    let positions = account
+        .positions
+        .iter()
+        .map(|((market, _venue), position)| (market, position));
+    fill_risk_over(risk, account, positions, markets, assets, height, mode)
+}
+
+/// Fills `risk` with the risk of the account's collateral and settled PnL
+/// with `positions` (in position-key order) in place of its own: what-if
+/// margin without building a copy of the account.
+pub(crate) fn fill_risk_over<'p>(
+    risk: &mut Risk,
+    account: &Account,
+    positions: impl Iterator<Item = (&'p MarketId, &'p Position)>,
+    markets: &BTreeMap<MarketId, Market>,
+    assets: &BTreeMap<AssetId, Asset>,
+    height: u64,
+    mode: MarginMode<'_>,
+) -> Result<(), NumError> {
     let collateral_value = collateral_value(&account.collateral, assets)?;
     let mut exposures = std::mem::take(&mut risk.exposures);
-    fill_exposures(&mut exposures, account, markets, mode)?;
+    fill_exposures(&mut exposures, positions, markets, mode)?;
     *risk = Risk {
         collateral_value,
         computed_height: height,
@@ -209,17 +228,18 @@ pub fn health(equity: Money, initial: Money, maintenance: Money) -> Health {
     }
 }
 
-/// Sets `exposures` to the account's exposures per market, in market
+/// Sets `exposures` to the exposures per market of `positions` (in
+/// position-key order, so a market's positions are adjacent), in market
 /// order, reusing the entries already there.
-fn fill_exposures(
+fn fill_exposures<'p>(
     exposures: &mut Vec<Exposure>,
-    account: &Account,
+    positions: impl Iterator<Item = (&'p MarketId, &'p Position)>,
     markets: &BTreeMap<MarketId, Market>,
     mode: MarginMode<'_>,
 ) -> Result<(), NumError> {
     let mut filled = 0;
     let mut current: Option<(&Market, Quantity, Quantity, Money)> = None;
-    for ((market_id, _venue), position) in &account.positions {
+    for (market_id, position) in positions {
         let Some(market) = markets.get(market_id) else {
             continue; // unreachable: reports are checked against listed markets
         };
