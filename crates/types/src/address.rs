@@ -9,8 +9,36 @@ use sha2::{Digest, Sha256};
 pub const ADDRESS_BYTES: usize = 20;
 
 /// An account (or any signer) address.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Address([u8; ADDRESS_BYTES]);
+
+impl Address {
+    /// The bytes as big-endian words, whose order is the bytes' order.
+    fn words(&self) -> (u64, u64, u32) {
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, c0, c1, c2, c3] =
+            self.0;
+        (
+            u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+            u32::from_be_bytes([c0, c1, c2, c3]),
+        )
+    }
+}
+
+/// Byte order, as the derived order of the array, but in three word
+/// compares rather than a `memcmp` call: accounts are the engine's most
+/// searched map.
+impl Ord for Address {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.words().cmp(&other.words())
+    }
+}
+
+impl PartialOrd for Address {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Address {
     /// The address of an ed25519 public key.
@@ -83,6 +111,24 @@ impl FromStr for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Maps keyed by addresses iterate in byte order, as they did with
+        /// the derived order: the committed state depends on it.
+        #[test]
+        fn addresses_order_as_their_bytes(
+            a in proptest::array::uniform20(proptest::num::u8::ANY),
+            b in proptest::array::uniform20(proptest::num::u8::ANY),
+            shared in 0..=ADDRESS_BYTES,
+        ) {
+            // Long shared prefixes, so later words get compared too.
+            let mut b = b;
+            b[..shared].copy_from_slice(&a[..shared]);
+            let (x, y) = (Address::from_bytes(a), Address::from_bytes(b));
+            proptest::prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            proptest::prop_assert_eq!(x == y, a == b);
+        }
+    }
 
     #[test]
     fn hex_round_trips() {
