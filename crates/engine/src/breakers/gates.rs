@@ -118,24 +118,27 @@ pub(crate) fn check_report(
         if breaker.is_paused() {
             return Err(paused(&entry.market, breaker));
         }
+        let reduce_only = breaker.status == MarketStatus::Limit || system.tripped;
+        let price_valid = Gate::NewExposure.tolerates(breaker.validity);
+        if !reduce_only && price_valid {
+            continue; // nothing here refuses new exposure, so no need to ask
+        }
         let account = state.accounts.get(&entry.account);
         if !adds_exposure(account, &entry.market, &report.venue, entry.size).map_err(arithmetic)? {
             continue;
         }
-        let reduce_only = if breaker.status == MarketStatus::Limit {
-            Some(format!(
-                "market {} is outside its price band since height {}",
-                entry.market, breaker.status_since
-            ))
-        } else if system.tripped {
-            Some(format!(
-                "the system breaker is tripped since height {}",
-                system.tripped_since
-            ))
-        } else {
-            None
-        };
-        if let Some(why) = reduce_only {
+        if reduce_only {
+            let why = if breaker.status == MarketStatus::Limit {
+                format!(
+                    "market {} is outside its price band since height {}",
+                    entry.market, breaker.status_since
+                )
+            } else {
+                format!(
+                    "the system breaker is tripped since height {}",
+                    system.tripped_since
+                )
+            };
             return Err(TxRejection::new(
                 TxCode::BreakerReduceOnly,
                 format!(
@@ -144,9 +147,7 @@ pub(crate) fn check_report(
                 ),
             ));
         }
-        if !Gate::NewExposure.tolerates(breaker.validity) {
-            return Err(invalid(&entry.market, breaker.validity));
-        }
+        return Err(invalid(&entry.market, breaker.validity));
     }
     for (market, (long_change, short_change)) in changes {
         let (Some(breaker), Some(listing)) = (
