@@ -47,15 +47,16 @@ fn with_whale(source: &mut Source) {
         keys::account(&whale),
         codec::account_to_pb(&whale, &account).encode_to_vec(),
     );
-    let market = "BTC-PERP".parse().unwrap();
+    let market: clearnode_types::MarketId = "BTC-PERP".parse().unwrap();
     let position = Position {
         size: "15.625".parse().unwrap(),
         entry_price: Price::from_units(64_000).unwrap(),
         updated_height: 0,
     };
+    let positions = std::collections::BTreeMap::from([((market.clone(), venue), position)]);
     source.0.insert(
-        keys::position(&whale, &market, &venue),
-        codec::position_to_pb(&whale, &market, &venue, &position).encode_to_vec(),
+        keys::positions(&whale),
+        codec::positions_to_pb(&whale, &positions).encode_to_vec(),
     );
     // The fund pays nothing per block in BTC-PERP: ADL covers all of it.
     let market_key = keys::market(&market);

@@ -448,12 +448,8 @@ impl Engine {
         let block = self.block_context()?;
         block.dirty_settlements.insert(key.1.clone());
         block.dirty_markets.insert(key.0.clone());
-        block
-            .dirty_positions
-            .insert((from, key.0.clone(), key.1.clone()));
-        block
-            .dirty_positions
-            .insert((to, key.0.clone(), key.1.clone()));
+        block.dirty_positions.insert(from);
+        block.dirty_positions.insert(to);
         Ok(())
     }
 

@@ -93,7 +93,8 @@ pub(crate) struct BlockContext {
     pub(crate) dirty_funds: BTreeSet<Option<MarketId>>,
     /// Instructions for venues, in the order they arose.
     pub(crate) instructions: Vec<crate::instructions::Instruction>,
-    pub(crate) dirty_positions: BTreeSet<(Address, MarketId, VenueId)>,
+    /// Accounts whose positions changed (their `pos/` record is rewritten).
+    pub(crate) dirty_positions: BTreeSet<Address>,
     pub(crate) dirty_markets: BTreeSet<MarketId>,
     pub(crate) dirty_sequences: BTreeSet<Address>,
     pub(crate) dirty_ledgers: BTreeSet<AssetId>,

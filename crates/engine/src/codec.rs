@@ -8,14 +8,15 @@ use clearnode_types::{Address, AssetId, MarketId, VenueId};
 
 mod records;
 
-pub use records::{account_from_bytes, position_from_bytes, risk_from_bytes};
-use records::{AccountView, PositionView, RiskView};
+pub use records::{account_from_bytes, positions_from_bytes, risk_from_bytes};
+use records::{AccountView, PositionsView, RiskView};
 
 use crate::margin::regime::{size_tiers, volatility_ppm, MarketMargin};
 use crate::margin::{Health, Risk};
 use crate::state::{
     Account, Asset, ChainInfo, ConsensusValidator, InsuranceFund, Ledger, LiquidationOrder,
-    LiquidationParams, Market, MarketTotals, OrderKey, Params, Position, SystemTotals, Venue,
+    LiquidationParams, Market, MarketTotals, OrderKey, Params, Position, PositionKey, SystemTotals,
+    Venue,
 };
 
 /// A stored value that does not decode: the database is corrupt or foreign.
@@ -401,15 +402,11 @@ pub fn account_from_pb(value: pb::Account) -> Result<(Address, Account), DecodeE
     AccountView::of_pb(&value).decode()
 }
 
-/// Encodes a position.
-pub fn position_to_pb(
-    address: &Address,
-    market: &MarketId,
-    venue: &VenueId,
-    position: &Position,
-) -> pb::Position {
+/// Encodes one position, as it stands inside its account's `Positions`
+/// (no account of its own).
+pub fn position_to_pb(market: &MarketId, venue: &VenueId, position: &Position) -> pb::Position {
     pb::Position {
-        account: address.as_bytes().to_vec(),
+        account: Vec::new(),
         market: market.to_string(),
         venue: venue.to_string(),
         size: position.size.to_string(),
@@ -418,11 +415,25 @@ pub fn position_to_pb(
     }
 }
 
-/// Decodes a position.
-pub fn position_from_pb(
-    value: pb::Position,
-) -> Result<(Address, MarketId, VenueId, Position), DecodeError> {
-    PositionView::of_pb(&value).decode()
+/// Encodes an account's positions, in key order.
+pub fn positions_to_pb<'a>(
+    address: &Address,
+    positions: impl IntoIterator<Item = (&'a PositionKey, &'a Position)>,
+) -> pb::Positions {
+    pb::Positions {
+        account: address.as_bytes().to_vec(),
+        positions: positions
+            .into_iter()
+            .map(|((market, venue), position)| position_to_pb(market, venue, position))
+            .collect(),
+    }
+}
+
+/// Decodes an account's positions.
+pub fn positions_from_pb(
+    value: pb::Positions,
+) -> Result<(Address, Vec<(PositionKey, Position)>), DecodeError> {
+    PositionsView::of_pb(&value).decode()
 }
 
 /// The stored health enum.

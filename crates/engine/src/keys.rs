@@ -76,16 +76,11 @@ pub fn account(address: &Address) -> Vec<u8> {
     with_address(ACCOUNT_PREFIX, address)
 }
 
-/// Prefix of all positions.
-pub const POSITION_PREFIX: &[u8] = b"pos/";
-/// `pos/<address>/<market>/<venue>`: `Position`.
-pub fn position(address: &Address, market: &MarketId, venue: &VenueId) -> Vec<u8> {
-    let mut key = with_address(POSITION_PREFIX, address);
-    for id in [market.as_str(), venue.as_str()] {
-        key.push(b'/');
-        key.extend_from_slice(id.as_bytes());
-    }
-    key
+/// Prefix of all accounts' positions.
+pub const POSITIONS_PREFIX: &[u8] = b"pos/";
+/// `pos/<address>`: `Positions`, all of the account's open positions.
+pub fn positions(address: &Address) -> Vec<u8> {
+    with_address(POSITIONS_PREFIX, address)
 }
 
 /// Prefix of all account risks.
@@ -194,12 +189,7 @@ mod tests {
             assert_eq!(account(&address), format!("acct/{hex}").into_bytes());
             assert_eq!(risk(&address), format!("risk/{hex}").into_bytes());
             assert_eq!(sequence(&address), format!("seq/{hex}").into_bytes());
-            let market: MarketId = "BTC-PERP".parse().expect("id");
-            let venue: VenueId = "venue-a".parse().expect("id");
-            assert_eq!(
-                position(&address, &market, &venue),
-                format!("pos/{hex}/BTC-PERP/venue-a").into_bytes()
-            );
+            assert_eq!(positions(&address), format!("pos/{hex}").into_bytes());
         }
     }
 }

@@ -164,21 +164,12 @@ impl AuditService for AuditApi {
         let request = request.into_inner();
         let address = Address::from_slice(&request.account)
             .ok_or_else(|| Status::invalid_argument("account must be a 20-byte address"))?;
-        // Positions are listed from the latest state, so the latest answer is
-        // read at the very version the scan saw (a commit may land between
-        // reads); at a past height the proven risk record carries the
-        // per-market exposures.
-        let prefix = format!("pos/{}/", address.to_hex());
-        let (latest, pairs) = self.scan_latest(prefix.as_bytes())?;
-        let height = if request.height == 0 {
-            latest
-        } else {
-            request.height
-        };
-        let read = self.read(keys::risk(&address), height, request.prove)?;
+        let read = self.read(keys::risk(&address), request.height, request.prove)?;
         let risk_bytes = read
             .value
             .ok_or_else(|| Status::not_found(format!("no account {address}")))?;
+        // The account and its positions as of the same version as the
+        // (proven) risk record.
         let version = read.context.height;
         let account = self
             .store
@@ -186,14 +177,17 @@ impl AuditService for AuditApi {
             .map_err(internal)?
             .map(|bytes| decode::<state_pb::Account>(&bytes))
             .transpose()?;
-        let positions = if version == latest {
-            pairs
-                .iter()
-                .map(|(_, value)| decode::<state_pb::Position>(value))
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            Vec::new()
-        };
+        let mut positions = self
+            .store
+            .get(&keys::positions(&address), version)
+            .map_err(internal)?
+            .map(|bytes| decode::<state_pb::Positions>(&bytes))
+            .transpose()?
+            .map(|record| record.positions)
+            .unwrap_or_default();
+        for position in &mut positions {
+            position.account = address.as_bytes().to_vec();
+        }
         Ok(Response::new(pb::GetAccountRiskResponse {
             context: Some(read.context),
             risk: Some(decode(&risk_bytes)?),

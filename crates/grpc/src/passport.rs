@@ -183,11 +183,12 @@ fn compute(
         .map_err(internal)?
         .ok_or_else(|| Status::not_found(format!("no account {address}")))?;
     let (_, mut account) = codec::account_from_pb(decode(&account_bytes)?).map_err(malformed)?;
-    for position in
-        scan::<state_pb::Position>(store, format!("pos/{}/", address.to_hex()).as_bytes())?
+    if let Some(bytes) = store
+        .get_latest(&keys::positions(&address))
+        .map_err(internal)?
     {
-        let (_, market, venue, position) = codec::position_from_pb(position).map_err(malformed)?;
-        account.positions.insert((market, venue), position);
+        let (_, positions) = codec::positions_from_bytes(&bytes).map_err(malformed)?;
+        account.positions = positions.into_iter().collect();
     }
     let (markets, assets) = (&shared.markets, &shared.assets);
     let version = shared.version;

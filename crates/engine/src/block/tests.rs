@@ -223,11 +223,7 @@ fn price_moves_carry_an_account_through_every_health_state() {
     assert_eq!(risk.health, pb::HealthState::Healthy as i32);
     assert!(risk.exposures.is_empty());
     assert!(chain.engine.state().indexes.by_risk.is_empty());
-    assert!(!chain.committed.0.contains_key(&crate::keys::position(
-        &a,
-        &"BTC-PERP".parse().expect("id"),
-        &"venue-a".parse().expect("id")
-    )));
+    assert!(!chain.committed.0.contains_key(&crate::keys::positions(&a)));
 }
 
 #[test]

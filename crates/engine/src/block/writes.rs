@@ -78,16 +78,16 @@ impl Engine {
                 }
             }
         }
-        for (address, market, venue) in &block.dirty_positions {
-            let key = keys::position(address, market, venue);
-            let position = self
+        // One record per account holds all its positions (deleted when it
+        // has none left).
+        for address in &block.dirty_positions {
+            let value = self
                 .state
                 .accounts
                 .get(address)
-                .and_then(|a| a.positions.get(&(market.clone(), venue.clone())));
-            let value =
-                position.map(|p| codec::position_to_pb(address, market, venue, p).encode_to_vec());
-            writes.push((key, value));
+                .filter(|account| !account.positions.is_empty())
+                .map(|account| codec::positions_to_pb(address, &account.positions).encode_to_vec());
+            writes.push((keys::positions(address), value));
         }
         for market_id in dirty_markets {
             let market = self

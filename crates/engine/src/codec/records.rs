@@ -8,12 +8,12 @@
 
 use clearnode_num::Money;
 use clearnode_proto::state::v1 as pb;
-use clearnode_types::{Address, AssetId, MarketId, VenueId};
+use clearnode_types::{Address, AssetId, VenueId};
 use prost::encoding::{decode_key, decode_varint, WireType};
 
 use super::{bad, health_from_pb, parse, DecodeError};
 use crate::margin::{Exposure, Risk};
-use crate::state::{Account, Position};
+use crate::state::{Account, Position, PositionKey};
 
 /// A field's value on the wire.
 #[derive(Clone, Copy)]
@@ -96,9 +96,8 @@ fn address(what: &'static str, bytes: &[u8]) -> Result<Address, DecodeError> {
     Address::from_slice(bytes).ok_or_else(|| bad(what, "address"))
 }
 
-/// A stored position's fields.
+/// A stored position's fields (inside its account's `Positions` record).
 pub(super) struct PositionView<'a> {
-    account: &'a [u8],
     market: &'a str,
     venue: &'a str,
     size: &'a str,
@@ -109,7 +108,6 @@ pub(super) struct PositionView<'a> {
 impl<'a> PositionView<'a> {
     pub(super) fn of_pb(value: &'a pb::Position) -> Self {
         PositionView {
-            account: &value.account,
             market: &value.market,
             venue: &value.venue,
             size: &value.size,
@@ -120,7 +118,6 @@ impl<'a> PositionView<'a> {
 
     fn of_bytes(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut view = PositionView {
-            account: &[],
             market: "",
             venue: "",
             size: "",
@@ -130,7 +127,8 @@ impl<'a> PositionView<'a> {
         let mut fields = Fields::new("position", bytes);
         while let Some((field, value)) = fields.next_field()? {
             match field {
-                1 => view.account = fields.bytes(value)?,
+                // The account is the enclosing record's.
+                1 => _ = fields.bytes(value)?,
                 2 => view.market = fields.text(value)?,
                 3 => view.venue = fields.text(value)?,
                 4 => view.size = fields.text(value)?,
@@ -142,11 +140,12 @@ impl<'a> PositionView<'a> {
         Ok(view)
     }
 
-    pub(super) fn decode(self) -> Result<(Address, MarketId, VenueId, Position), DecodeError> {
+    fn decode(self) -> Result<(PositionKey, Position), DecodeError> {
         Ok((
-            address("position", self.account)?,
-            parse("position", self.market)?,
-            parse("position", self.venue)?,
+            (
+                parse("position", self.market)?,
+                parse("position", self.venue)?,
+            ),
             Position {
                 size: parse("position", self.size)?,
                 entry_price: parse("position", self.entry_price)?,
@@ -156,11 +155,54 @@ impl<'a> PositionView<'a> {
     }
 }
 
-/// Decodes a stored position.
-pub fn position_from_bytes(
+/// A stored account's positions.
+pub(super) struct PositionsView<'a> {
+    account: &'a [u8],
+    positions: Vec<PositionView<'a>>,
+}
+
+impl<'a> PositionsView<'a> {
+    pub(super) fn of_pb(value: &'a pb::Positions) -> Self {
+        PositionsView {
+            account: &value.account,
+            positions: value.positions.iter().map(PositionView::of_pb).collect(),
+        }
+    }
+
+    fn of_bytes(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut view = PositionsView {
+            account: &[],
+            positions: Vec::new(),
+        };
+        let mut fields = Fields::new("positions", bytes);
+        while let Some((field, value)) = fields.next_field()? {
+            match field {
+                1 => view.account = fields.bytes(value)?,
+                2 => view
+                    .positions
+                    .push(PositionView::of_bytes(fields.bytes(value)?)?),
+                _ => {}
+            }
+        }
+        Ok(view)
+    }
+
+    pub(super) fn decode(self) -> Result<(Address, Vec<(PositionKey, Position)>), DecodeError> {
+        let address = address("positions", self.account)?;
+        let positions = self
+            .positions
+            .into_iter()
+            .map(PositionView::decode)
+            .collect::<Result<_, _>>()?;
+        Ok((address, positions))
+    }
+}
+
+/// Decodes a stored account's positions.
+pub fn positions_from_bytes(
     bytes: &[u8],
-) -> Result<(Address, MarketId, VenueId, Position), DecodeError> {
-    PositionView::of_bytes(bytes)?.decode()
+) -> Result<(Address, Vec<(PositionKey, Position)>), DecodeError> {
+    PositionsView::of_bytes(bytes)?.decode()
 }
 
 /// A stored account's fields.

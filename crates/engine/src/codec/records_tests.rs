@@ -10,8 +10,8 @@ use clearnode_proto::state::v1 as pb;
 use proptest::prelude::*;
 use prost::Message;
 
-use super::{account_from_bytes, position_from_bytes, risk_from_bytes};
-use crate::codec::{account_from_pb, position_from_pb, risk_from_pb};
+use super::{account_from_bytes, positions_from_bytes, risk_from_bytes};
+use crate::codec::{account_from_pb, positions_from_pb, risk_from_pb};
 
 /// Mostly values that convert, sometimes ones that do not.
 fn text(valid: &'static [&'static str]) -> impl Strategy<Value = String> {
@@ -50,6 +50,11 @@ fn position() -> impl Strategy<Value = pb::Position> {
                 updated_height,
             },
         )
+}
+
+fn positions() -> impl Strategy<Value = pb::Positions> {
+    (address(), proptest::collection::vec(position(), 0..4))
+        .prop_map(|(account, positions)| pb::Positions { account, positions })
 }
 
 fn account() -> impl Strategy<Value = pb::Account> {
@@ -153,9 +158,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn positions_decode_alike(a in position(), b in position()) {
+    fn positions_decode_alike(a in positions(), b in positions()) {
         for bytes in variants(a.encode_to_vec(), b.encode_to_vec()) {
-            agree(&bytes, position_from_pb, position_from_bytes)?;
+            agree(&bytes, positions_from_pb, positions_from_bytes)?;
         }
     }
 
@@ -177,16 +182,28 @@ proptest! {
 #[test]
 fn a_record_decodes_to_what_was_encoded() {
     let position = pb::Position {
-        account: vec![7; 20],
+        account: Vec::new(),
         market: "BTC-PERP".into(),
         venue: "venue-a".into(),
         size: "-1.5".into(),
         entry_price: "60000".into(),
         updated_height: 9,
     };
-    let (address, market, venue, decoded) = position_from_bytes(&position.encode_to_vec()).unwrap();
+    let second = pb::Position {
+        venue: "venue-b".into(),
+        ..position.clone()
+    };
+    let record = pb::Positions {
+        account: vec![7; 20],
+        positions: vec![position, second],
+    };
+    let (address, decoded) = positions_from_bytes(&record.encode_to_vec()).unwrap();
     assert_eq!(address.as_bytes(), &[7; 20]);
-    assert_eq!((market.as_str(), venue.as_str()), ("BTC-PERP", "venue-a"));
-    assert_eq!(decoded.size.to_string(), "-1.5");
-    assert_eq!(decoded.updated_height, 9);
+    let keys: Vec<(&str, &str)> = decoded
+        .iter()
+        .map(|((market, venue), _)| (market.as_str(), venue.as_str()))
+        .collect();
+    assert_eq!(keys, [("BTC-PERP", "venue-a"), ("BTC-PERP", "venue-b")]);
+    assert_eq!(decoded[0].1.size.to_string(), "-1.5");
+    assert_eq!(decoded[1].1.updated_height, 9);
 }

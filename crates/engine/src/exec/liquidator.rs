@@ -326,12 +326,8 @@ impl Engine {
         block.dirty_settlements.insert(take.venue.clone());
         block.dirty_funds.insert(fund_id);
         block.dirty_markets.insert(take.market.clone());
-        block
-            .dirty_positions
-            .insert((take.account, take.market.clone(), take.venue.clone()));
-        block
-            .dirty_positions
-            .insert((liquidator, take.market.clone(), take.venue.clone()));
+        block.dirty_positions.insert(take.account);
+        block.dirty_positions.insert(liquidator);
         Ok(Event::new("take_over_position")
             .with("venue", &take.venue)
             .with("account", take.account)

@@ -397,10 +397,8 @@ impl Engine {
             let account = self.touch_account(entry.account)?;
             apply_entry(account, &report.venue, &entry, height);
             let block = self.context()?;
-            block.dirty_markets.insert(entry.market.clone());
-            block
-                .dirty_positions
-                .insert((entry.account, entry.market, report.venue.clone()));
+            block.dirty_markets.insert(entry.market);
+            block.dirty_positions.insert(entry.account);
         }
         if let Some(venue) = self.state.venues.get_mut(&report.venue) {
             if crate::acknowledgements::acknowledge(venue, report.acknowledged_height) {

@@ -1,8 +1,8 @@
 //! Loading the accounts, the bulk of a large state.
 //!
 //! An account is stored as up to three kinds of records, each kind under its
-//! own prefix and keyed by the account's address first: `acct/` (collateral
-//! and authorizations), `pos/` (one per position) and `risk/`. All three
+//! own prefix and keyed by the account's address: `acct/` (collateral and
+//! authorizations), `pos/` (all its positions) and `risk/`. All three
 //! arrive in address order, so one pass merges them into whole accounts,
 //! which are added to the state in address order: the map grows at its right
 //! edge, each account's contribution to the running totals is applied while
@@ -148,24 +148,16 @@ fn merge_accounts<S: StateSource>(
     mut deliver: impl FnMut(Chunk) -> bool,
 ) -> Result<(), LoadError> {
     let range = |prefix| KeyRange { prefix, from, to };
-    let mut accounts = Records::open(
-        source,
-        range(keys::ACCOUNT_PREFIX),
-        "account",
-        true,
-        |value| Ok(codec::account_from_bytes(value)?),
-    )?;
+    let mut accounts = Records::open(source, range(keys::ACCOUNT_PREFIX), "account", |value| {
+        Ok(codec::account_from_bytes(value)?)
+    })?;
     let mut positions = Records::open(
         source,
-        range(keys::POSITION_PREFIX),
-        "position",
-        false,
-        |value| {
-            let (address, market, venue, position) = codec::position_from_bytes(value)?;
-            Ok((address, ((market, venue), position)))
-        },
+        range(keys::POSITIONS_PREFIX),
+        "positions",
+        |value| Ok(codec::positions_from_bytes(value)?),
     )?;
-    let mut risks = Records::open(source, range(keys::RISK_PREFIX), "risk", true, |value| {
+    let mut risks = Records::open(source, range(keys::RISK_PREFIX), "risk", |value| {
         Ok(codec::risk_from_bytes(value)?)
     })?;
     let mut chunk = Vec::with_capacity(ACCOUNTS_PER_CHUNK);
@@ -179,8 +171,8 @@ fn merge_accounts<S: StateSource>(
             break;
         };
         let mut account = accounts.take(address)?.unwrap_or_default();
-        while let Some((key, position)) = positions.take(address)? {
-            account.positions.insert(key, position);
+        if let Some(held) = positions.take(address)? {
+            account.positions = held.into_iter().collect();
         }
         if let Some(risk) = risks.take(address)? {
             account.risk = risk;
@@ -207,8 +199,6 @@ struct Records<'a, T> {
     what: &'static str,
     cursor: Box<dyn PairCursor + 'a>,
     decode: DecodeRecord<T>,
-    /// At most one record per address (accounts, risks; not positions).
-    one_per_address: bool,
     head: Option<(Address, T)>,
 }
 
@@ -217,14 +207,12 @@ impl<'a, T> Records<'a, T> {
         source: &'a S,
         range: KeyRange<'_>,
         what: &'static str,
-        one_per_address: bool,
         decode: DecodeRecord<T>,
     ) -> Result<Self, LoadError> {
         let mut records = Records {
             what,
             cursor: source.cursor(range)?,
             decode,
-            one_per_address,
             head: None,
         };
         records.head = records.read()?;
@@ -250,7 +238,7 @@ impl<'a, T> Records<'a, T> {
         }
         let following = self.read()?;
         if let Some((after, _)) = &following {
-            if *after < address || (self.one_per_address && *after == address) {
+            if *after <= address {
                 return Err(out_of_order(self.what, *after).into());
             }
         }

@@ -120,6 +120,7 @@ fn state(count: u64) -> Pairs {
             keys::account(&address),
             codec::account_to_pb(&address, &account).encode_to_vec(),
         );
+        let mut positions = BTreeMap::new();
         for (m, (market, price)) in (0u64..).zip(&markets) {
             for venue in venues
                 .iter()
@@ -131,12 +132,13 @@ fn state(count: u64) -> Pairs {
                     entry_price: Price::from_units(*price).unwrap(),
                     updated_height: index,
                 };
-                pairs.insert(
-                    keys::position(&address, market, venue),
-                    codec::position_to_pb(&address, market, venue, &position).encode_to_vec(),
-                );
+                positions.insert((market.clone(), venue.clone()), position);
             }
         }
+        pairs.insert(
+            keys::positions(&address),
+            codec::positions_to_pb(&address, &positions).encode_to_vec(),
+        );
     }
     let mut engine = Engine::load(&Collected(pairs.clone())).unwrap();
     let prices: Vec<PriceUpdate> = markets
@@ -167,8 +169,7 @@ fn state(count: u64) -> Pairs {
             pairs.remove(&keys::risk(&address));
         }
         if index % 6 == 1 {
-            let prefix = format!("pos/{}/", address.to_hex()).into_bytes();
-            pairs.retain(|k, _| !k.starts_with(&prefix));
+            pairs.remove(&keys::positions(&address));
         }
     }
     pairs
@@ -191,11 +192,11 @@ fn reference(pairs: &Pairs, loaded: &State) -> State {
             codec::account_from_pb(pb::Account::decode(value.as_slice()).unwrap()).unwrap();
         state.accounts.insert(address, account);
     }
-    for (_, value) in scan(pairs, keys::POSITION_PREFIX) {
-        let (address, market, venue, position) =
-            codec::position_from_pb(pb::Position::decode(value.as_slice()).unwrap()).unwrap();
+    for (_, value) in scan(pairs, keys::POSITIONS_PREFIX) {
+        let (address, positions) =
+            codec::positions_from_pb(pb::Positions::decode(value.as_slice()).unwrap()).unwrap();
         let account = state.accounts.entry(address).or_default();
-        account.positions.insert((market, venue), position);
+        account.positions.extend(positions);
     }
     for (_, value) in scan(pairs, keys::RISK_PREFIX) {
         let (address, risk) =
