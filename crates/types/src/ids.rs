@@ -47,21 +47,22 @@ impl InlineId {
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 
-    /// The bytes as big-endian words: their order is the bytes' order.
-    fn words(&self) -> [u64; ID_WORDS] {
-        let mut words = [0u64; ID_WORDS];
-        for (word, chunk) in words.iter_mut().zip(self.bytes.chunks_exact(8)) {
-            let mut eight = [0u8; 8];
-            eight.copy_from_slice(chunk);
-            *word = u64::from_be_bytes(eight);
-        }
-        words
+    /// The `index`th eight bytes as a big-endian word: words order as the
+    /// bytes they hold.
+    fn word(&self, index: usize) -> u64 {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(&self.bytes[index * 8..index * 8 + 8]);
+        u64::from_be_bytes(eight)
     }
 }
 
 impl Ord for InlineId {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.words().cmp(&other.words())
+        // Most ids differ in their first word, so stop at the first that differs.
+        (0..ID_WORDS)
+            .map(|index| self.word(index).cmp(&other.word(index)))
+            .find(|order| order.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
     }
 }
 

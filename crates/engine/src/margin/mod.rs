@@ -240,7 +240,12 @@ fn fill_exposures<'p>(
     let mut filled = 0;
     let mut current: Option<(&Market, Quantity, Quantity, Money)> = None;
     for (market_id, position) in positions {
-        let Some(market) = markets.get(market_id) else {
+        // A market's positions are adjacent: look it up once per market.
+        let known = match &current {
+            Some((market, ..)) if market.id == *market_id => Some(*market),
+            _ => markets.get(market_id),
+        };
+        let Some(market) = known else {
             continue; // unreachable: reports are checked against listed markets
         };
         let pnl = position
