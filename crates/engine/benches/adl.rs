@@ -17,7 +17,6 @@
 
 mod fixture;
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ fn with_whale(source: &mut Source) {
     let venue: clearnode_types::VenueId = clearnode_engine::testkit::VENUES[0].parse().unwrap();
     let collateral = Quantity::from_units(150_000);
     let account = Account {
-        collateral: BTreeMap::from([(usdc.clone(), collateral)]),
+        collateral: clearnode_engine::small_map::SmallMap::from([(usdc.clone(), collateral)]),
         authorized_venues: [venue.clone()].into(),
         ..Account::default()
     };

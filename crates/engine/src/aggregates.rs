@@ -13,6 +13,7 @@ use clearnode_num::{mul_div, Money, NumError, Quantity, Rounding};
 use clearnode_types::{Address, AssetId, MarketId, VenueId};
 
 use crate::margin::{margin_ratio_ppm, Health};
+use crate::small_map::SmallMap;
 use crate::state::{Account, Indexes, MarketTotals, PositionKey, SystemTotals};
 
 /// Whether a contribution is added or taken out.
@@ -447,7 +448,7 @@ impl PositionsHeld {
 }
 
 /// What an account held when its holdings were snapshotted in a block.
-pub(crate) type HoldingsBefore<'a> = (&'a PositionsHeld, &'a BTreeMap<AssetId, Quantity>);
+pub(crate) type HoldingsBefore<'a> = (&'a PositionsHeld, &'a SmallMap<AssetId, Quantity>);
 
 /// Replaces the contribution an account made when the block first touched
 /// it by its contribution now: `risk_before` are its risk keys then, and

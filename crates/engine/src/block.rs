@@ -14,6 +14,7 @@ use crate::aggregates::{
     replace_contribution, Contributions, PositionKeys, PositionsHeld, RiskKeys,
 };
 use crate::prices::{OracleRound, PriceUpdate};
+use crate::small_map::SmallMap;
 use crate::state::{Account, State};
 use crate::{codec, invariant, margin, EngineError};
 
@@ -142,7 +143,7 @@ pub(crate) struct Before {
 /// A touched account's holdings before the block.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
-    pub(crate) collateral: BTreeMap<AssetId, Quantity>,
+    pub(crate) collateral: SmallMap<AssetId, Quantity>,
     pub(crate) settled_pnl: Money,
     pub(crate) positions: PositionsHeld,
 }

@@ -31,6 +31,7 @@ mod liquidation;
 mod load;
 pub mod margin;
 mod prices;
+pub mod small_map;
 pub mod state;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

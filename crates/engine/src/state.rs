@@ -7,6 +7,7 @@ use clearnode_types::{Address, AssetId, MarketId, VenueId};
 
 use crate::margin::regime::{MarketMargin, SizeTier};
 use crate::margin::Risk;
+use crate::small_map::{SmallMap, SmallSet};
 
 /// Chain identity and the last executed block.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -184,11 +185,12 @@ pub type PositionKey = (MarketId, VenueId);
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Account {
     /// Collateral balances; zero balances are removed.
-    pub collateral: BTreeMap<AssetId, Quantity>,
+    pub collateral: SmallMap<AssetId, Quantity>,
     /// Venues allowed to report for it.
-    pub authorized_venues: BTreeSet<VenueId>,
-    /// Open positions.
-    pub positions: BTreeMap<PositionKey, Position>,
+    pub authorized_venues: SmallSet<VenueId>,
+    /// Open positions (a few per account: a map that allocates no more
+    /// than it holds).
+    pub positions: SmallMap<PositionKey, Position>,
     /// Risk as last computed (at the end of the block that last touched it).
     pub risk: Risk,
     /// Realized PnL and fees settled by the clearinghouse (USD).
@@ -201,21 +203,11 @@ pub struct Account {
     pub isolated: Option<(Address, MarketId)>,
 }
 
-/// Up to this many positions an account's position is found by a scan,
-/// which needs no key (two cloned ids) to look up.
-const POSITION_SCAN_MAX: usize = 32;
-
 impl Account {
     /// Its position in `market` on `venue`, if any.
     pub(crate) fn position(&self, market: &MarketId, venue: &VenueId) -> Option<&Position> {
-        if self.positions.len() <= POSITION_SCAN_MAX {
-            self.positions
-                .iter()
-                .find(|((m, v), _)| m == market && v == venue)
-                .map(|(_, position)| position)
-        } else {
-            self.positions.get(&(market.clone(), venue.clone()))
-        }
+        // Ids are inline, so the key is a copy, not an allocation.
+        self.positions.get(&(market.clone(), venue.clone()))
     }
 
     /// Takes collateral out; a zero balance is removed.
@@ -240,7 +232,7 @@ impl Account {
         asset: &AssetId,
         amount: Quantity,
     ) -> Result<(), clearnode_num::NumError> {
-        let balance = self.collateral.entry(asset.clone()).or_default();
+        let balance = self.collateral.get_or_insert_default(asset.clone());
         *balance = balance.checked_add(amount)?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use clearnode_types::{AssetId, MarketId};
 
 use super::*;
 use crate::margin::Health;
+use crate::small_map::SmallMap;
 use crate::state::{Account, Indexes, MarketTotals, SystemTotals};
 
 fn address(byte: u8) -> Address {
@@ -215,7 +216,7 @@ proptest::proptest! {
             };
             let held = |numbers: &mut PositionKeys| match &old {
                 Some(old) => (numbers.held(old), old.collateral.clone()),
-                None => (PositionsHeld::default(), BTreeMap::new()),
+                None => (PositionsHeld::default(), SmallMap::new()),
             };
             let (held, new) = match (how, &old) {
                 (0, Some(old)) => (None, old.clone()),

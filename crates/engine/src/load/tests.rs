@@ -12,6 +12,7 @@ use prost::Message;
 
 use super::{KeyRange, KeyValue, LoadError, PairCursor, StateSource};
 use crate::aggregates::{apply_contribution, Contributions, Direction};
+use crate::small_map::SmallMap;
 use crate::state::{Account, Position, State};
 use crate::{codec, keys, testkit, BlockHeader, Engine, PriceTarget, PriceUpdate};
 
@@ -108,7 +109,7 @@ fn state(count: u64) -> Pairs {
     for index in 0..count {
         let address = address(index);
         let account = Account {
-            collateral: BTreeMap::from([(usdc.clone(), Quantity::from_units(10_000))]),
+            collateral: SmallMap::from([(usdc.clone(), Quantity::from_units(10_000))]),
             authorized_venues: venues
                 .iter()
                 .take(1 + usize::try_from(index % 3).unwrap())

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use clearnode_num::{Money, NumError, Quantity, Ratio, Rounding};
 use clearnode_types::{AssetId, MarketId};
 
+use crate::small_map::SmallMap;
 use crate::state::{Account, Asset, Market, Position};
 
 pub mod passport;
@@ -95,7 +96,7 @@ impl Risk {
 
 /// Value of the account's collateral, haircut applied, rounded down.
 pub fn collateral_value(
-    collateral: &BTreeMap<AssetId, Quantity>,
+    collateral: &SmallMap<AssetId, Quantity>,
     assets: &BTreeMap<AssetId, Asset>,
 ) -> Result<Money, NumError> {
     let mut total = Money::ZERO;

@@ -77,8 +77,14 @@ fn an_account_under_water_is_offered_and_taken_over_for_a_penalty() {
         "BTC-PERP".parse().expect("id"),
         "venue-a".parse().expect("id"),
     );
-    assert_eq!(account.positions[&btc_a].size.to_string(), "0.8");
-    let taken = &state.accounts[&liquidator.address()].positions[&btc_a];
+    assert_eq!(
+        account.positions.get(&btc_a).unwrap().size.to_string(),
+        "0.8"
+    );
+    let taken = &state.accounts[&liquidator.address()]
+        .positions
+        .get(&btc_a)
+        .unwrap();
     assert_eq!(
         (taken.size.to_string(), taken.entry_price.to_string()),
         ("0.2".into(), "50500".into())
