@@ -61,35 +61,6 @@ fn invalid(market: &MarketId, validity: Validity) -> TxRejection {
     )
 }
 
-fn net_size(account: Option<&Account>, market: &MarketId) -> Result<Quantity, NumError> {
-    let Some(account) = account else {
-        return Ok(Quantity::ZERO);
-    };
-    let mut net = Quantity::ZERO;
-    for ((m, _), position) in &account.positions {
-        if m == market {
-            net = net.checked_add(position.size)?;
-        }
-    }
-    Ok(net)
-}
-
-/// Whether moving this venue's position to `size` adds net exposure (a
-/// larger net size, or a flip to the other side).
-fn adds_exposure(
-    account: Option<&Account>,
-    market: &MarketId,
-    venue: &VenueId,
-    size: Quantity,
-) -> Result<bool, NumError> {
-    let before = net_size(account, market)?;
-    let here = account
-        .and_then(|a| a.position(market, venue))
-        .map_or(Quantity::ZERO, |p| p.size);
-    let after = before.checked_sub(here)?.checked_add(size)?;
-    crate::exec::net_exposure_grows(before, after)
-}
-
 fn larger_side(
     (long, short): (Quantity, Quantity),
     price: clearnode_num::Price,
@@ -124,7 +95,9 @@ pub(crate) fn check_report(
             continue; // nothing here refuses new exposure, so no need to ask
         }
         let account = state.accounts.get(&entry.account);
-        if !adds_exposure(account, &entry.market, &report.venue, entry.size).map_err(arithmetic)? {
+        if !crate::exec::moving_adds_exposure(account, &entry.market, &report.venue, entry.size)
+            .map_err(arithmetic)?
+        {
             continue;
         }
         if reduce_only {

@@ -10,7 +10,7 @@ mod liquidator;
 mod report;
 mod withdraw;
 
-pub(crate) use report::{net_exposure_grows, OpenInterest};
+pub(crate) use report::{moving_adds_exposure, OpenInterest};
 
 use clearnode_types::tx::{Action, VerifiedTx};
 use clearnode_types::{TxCode, TxRejection};

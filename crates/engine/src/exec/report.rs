@@ -276,29 +276,41 @@ fn adds_exposure(
     changes: &[(&MarketId, Option<Position>)],
 ) -> Result<bool, NumError> {
     for (market, after) in changes {
-        let mut net_before = Quantity::ZERO;
-        for ((held_market, _), position) in &account.positions {
-            if held_market == *market {
-                net_before = net_before.checked_add(position.size)?;
-            }
-        }
-        let size_before = account
-            .position(market, venue)
-            .map_or(Quantity::ZERO, |p| p.size);
         let size_after = after.as_ref().map_or(Quantity::ZERO, |p| p.size);
-        let net_after = net_before
-            .checked_sub(size_before)?
-            .checked_add(size_after)?;
-        if net_exposure_grows(net_before, net_after)? {
+        if moving_adds_exposure(Some(account), market, venue, size_after)? {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
+/// Whether moving the account's position in `market` on `venue` to `size`
+/// adds net exposure there.
+pub(crate) fn moving_adds_exposure(
+    account: Option<&Account>,
+    market: &MarketId,
+    venue: &VenueId,
+    size: Quantity,
+) -> Result<bool, NumError> {
+    let Some(account) = account else {
+        return net_exposure_grows(Quantity::ZERO, size);
+    };
+    let mut net_before = Quantity::ZERO;
+    for ((held_market, _), position) in &account.positions {
+        if held_market == market {
+            net_before = net_before.checked_add(position.size)?;
+        }
+    }
+    let size_before = account
+        .position(market, venue)
+        .map_or(Quantity::ZERO, |p| p.size);
+    let net_after = net_before.checked_sub(size_before)?.checked_add(size)?;
+    net_exposure_grows(net_before, net_after)
+}
+
 /// A net size that grows or flips to the other side adds exposure; the
 /// one rule behind reduce-only margin calls and the breakers' reduce-only.
-pub(crate) fn net_exposure_grows(before: Quantity, after: Quantity) -> Result<bool, NumError> {
+fn net_exposure_grows(before: Quantity, after: Quantity) -> Result<bool, NumError> {
     let flipped = before.signum() * after.signum() < 0;
     Ok(flipped || after.abs()? > before.abs()?)
 }
